@@ -1,0 +1,13 @@
+"""manifolds — the Riemannian core of manifold-rl.
+
+Manifolds (all subclasses of :class:`geoopt.Manifold`), Riemannian optimizers and
+Riemannian flow matching. See DESIGN.md for the conventions: batch dimensions first,
+the manifold's own dimensions last, ambient tangent vectors, no global state changes.
+"""
+
+from .base import Manifold
+from .euclidean import Euclidean
+from .product import Product
+from .sphere import Sphere
+
+__all__ = ["Manifold", "Euclidean", "Sphere", "Product"]
