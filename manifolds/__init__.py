@@ -9,5 +9,6 @@ from .base import Manifold
 from .euclidean import Euclidean
 from .product import Product
 from .sphere import Sphere
+from .optim import RiemannianAdam, RiemannianSGD
 
-__all__ = ["Manifold", "Euclidean", "Sphere", "Product"]
+__all__ = ["Manifold", "Euclidean", "Sphere", "Product", "RiemannianAdam", "RiemannianSGD"]

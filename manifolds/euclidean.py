@@ -104,6 +104,14 @@ class Euclidean(Manifold):
     def geodesic(self, x, y, t):
         return x + self._expand_batch(t, x) * (y - x)
 
+    def origin_point(self, x: torch.Tensor) -> torch.Tensor:
+        """The canonical origin ``0``, shaped like ``x``.
+
+        Used by the optimizers' decoupled weight decay, which steps along the geodesic
+        from ``x`` towards the origin (for ℝⁿ: ``x <- (1 - lr·λ) x``, as in AdamW).
+        """
+        return torch.zeros_like(x)
+
     def random(self, *size, dtype=None, device=None, generator=None):
         """Standard normal points of shape ``size``."""
         size = self._check_size(size)

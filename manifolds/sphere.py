@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ._numerics import safe_norm, sinc, sinc_half_sq
+from ._numerics import dot, safe_norm, sinc, sinc_half_sq
 from .base import Manifold
 
 __all__ = ["Sphere"]
@@ -30,10 +30,12 @@ class Sphere(Manifold):
     **Special points.** All values and gradients are finite at ``x == y`` (there the
     gradient of ``dist`` is the zero subgradient) and at antipodal points. At an exact
     antipode ``y = -x`` the minimising geodesic is not unique: ``logmap`` returns the
-    vector of length π towards the coordinate axis ``e_k``, ``k = argmin_i |x_i|``
-    (projected onto the tangent space), so ``expmap(x, logmap(x, -x)) == -x`` and
-    ``|logmap(x, y)| == dist(x, y)`` hold everywhere; ``transp`` follows that geodesic.
-    (geoopt and flow_matching return a zero vector there.)
+    vector of length π towards the coordinate axis ``e_0`` if ``|x_0| <= |x_1|`` else ``e_1``
+    (projected onto the tangent space); the same holds within rounding of the antipode
+    (``|P_x(y)| < 8 eps`` of the dtype, where the direction of ``y`` is noise), so
+    ``expmap(x, logmap(x, -x)) == -x`` and ``|logmap(x, y)| == dist(x, y)`` hold
+    everywhere; ``transp`` follows that geodesic. (geoopt and flow_matching return a
+    zero vector there.)
 
     Args:
         dim: intrinsic dimension ``n`` (``2`` for the ordinary sphere S² in ℝ³).
@@ -61,13 +63,13 @@ class Sphere(Manifold):
 
     # ------------------------------------------------------------------ checks
     def _check_point_on_manifold(self, x, *, atol=1e-5, rtol=0.0):
-        err = ((x * x).sum(-1).sqrt() - 1).abs().max() if x.numel() else torch.zeros(())
+        err = (safe_norm(x) - 1).abs().max() if x.numel() else torch.zeros(())
         if err > atol + rtol:
             return False, f"points must have unit norm: max | |x| - 1 | = {float(err):.3g} > {atol + rtol:.3g}"
         return True, None
 
     def _check_vector_on_tangent(self, x, u, *, atol=1e-5, rtol=0.0):
-        err = (x * u).sum(-1).abs()
+        err = dot(x, u).abs()
         tol = atol + rtol * u.norm(dim=-1)
         if u.numel() and bool((err > tol).any()):
             return False, f"tangent vectors must be orthogonal to x: max |<x, u>| = {float(err.max()):.3g}"
@@ -76,19 +78,19 @@ class Sphere(Manifold):
     # ------------------------------------------------------------------ metric
     def inner(self, x, u, v=None, *, keepdim=False):
         """``<u, v>`` (ambient dot product); shape ``(*batch,)``."""
-        return (u * (u if v is None else v)).sum(-1, keepdim=keepdim)
+        return dot(u, u if v is None else v, keepdim)
 
     def norm(self, x, u, *, keepdim=False):
         return safe_norm(u, keepdim=keepdim)
 
     def proju(self, x, u):
         """Orthogonal projection ``u - <x, u> x`` onto the tangent space at ``x``."""
-        return u - (x * u).sum(-1, keepdim=True) * x
+        return u - dot(x, u, True) * x
 
     egrad2rgrad = proju
 
     def projx(self, x):
-        """Closest point ``x / |x|`` (a zero vector stays zero: it has no projection)."""
+        """Closest point ``x / |x|`` (a zero vector has no projection: NaN)."""
         return x / safe_norm(x, keepdim=True)
 
     def dist(self, x, y, *, keepdim=False):
@@ -108,21 +110,30 @@ class Sphere(Manifold):
     def logmap(self, x, y):
         """Tangent vector at ``x`` of length ``dist(x, y)`` pointing to ``y`` (antipodes: see class doc)."""
         d = y - x
+        nd = safe_norm(d, keepdim=True)
+        theta = 2 * torch.atan2(nd, safe_norm(x + y, keepdim=True))
         # P_x(y - x) = d + |d|²/2 x for unit x, y; the projection removes the rounding.
-        v = self.proju(x, d + 0.5 * (d * d).sum(-1, keepdim=True) * x)
+        # It divides by |x|², so inputs a few ulps off the sphere (e.g. float32 data cast
+        # to float64) leave no radial residue for θ / |v| to amplify near the antipode.
+        xx = dot(x, x, True)
+        a = d + (0.5 * nd * nd) * x
+        v = a - (dot(x, a, True) / xx) * x
         nv = safe_norm(v, keepdim=True)
-        theta = self.dist(x, y, keepdim=True)
         dt = x.dtype
         small = theta < (1e-2 if dt in (torch.float32, torch.float16, torch.bfloat16) else 1e-4)
-        degenerate = nv < 1e3 * math.sqrt(torch.finfo(dt).tiny)
+        # Within rounding of the antipode (|v| ~ eps) v is noise: its direction is arbitrary
+        # and its rounding leaves the tangent space once scaled to length θ ≈ π.
+        degenerate = (nv < 8 * torch.finfo(dt).eps) & (theta > 0.5 * math.pi)
         nv_safe = torch.where(small | degenerate, torch.ones_like(nv), nv)
         theta2 = theta * theta
         scale = torch.where(small, 1 + theta2 / 6 + 7 * theta2 * theta2 / 360, theta / nv_safe)
-        # Exact antipode: any unit tangent direction is a minimising one; pick the axis
-        # least aligned with x so the choice is deterministic and well conditioned.
-        k = x.abs().argmin(dim=-1, keepdim=True)
-        e = torch.zeros_like(x).scatter_(-1, k, 1.0)
-        w = self.proju(x, e)
+        # Antipode: any unit tangent direction is a minimising one. Take the axis e_0 or
+        # e_1, whichever is less aligned with x (then |P_x e| >= 1/sqrt(2)): deterministic,
+        # well conditioned, and cheap (no argmin / scatter).
+        first = x[..., :1].abs() <= x[..., 1:2].abs()
+        eye = torch.eye(2, x.shape[-1], dtype=dt, device=x.device)
+        e = torch.where(first, eye[0], eye[1])
+        w = e - (torch.where(first, x[..., :1], x[..., 1:2]) / xx) * x
         w = w / safe_norm(w, keepdim=True)
         return torch.where(degenerate, theta * w, scale * v)
 
@@ -130,8 +141,7 @@ class Sphere(Manifold):
     def transp_follow_expmap(self, x, u, v):
         """Parallel transport of ``v`` (tangent at ``x``) along ``t -> expmap(x, t u)``, ``t ∈ [0, 1]``."""
         n = safe_norm(u, keepdim=True)
-        uv = (u * v).sum(-1, keepdim=True)
-        return v - uv * (sinc_half_sq(n) * u + sinc(n) * x)
+        return v - dot(u, v, True) * (sinc_half_sq(n) * u + sinc(n) * x)
 
     def transp(self, x, y, v):
         """Parallel transport of ``v`` from ``x`` to ``y`` along the minimising geodesic."""

@@ -1,0 +1,206 @@
+"""The main job: a flow-matching policy trained on LASA demonstrations on S² (or R²).
+
+``manifold-rl lasa --manifold sphere --shape Sshape`` trains on 6 of the 7
+demonstrations, rolls out from the held-out demonstration's start with receding-horizon
+execution, and writes ``metrics.json``, ``metrics.md``, ``plot.png`` and
+``checkpoint.pt`` into the run folder. On the sphere the same policy trained in the
+ambient R³ (Euclidean flow matching, outputs normalised onto S² before execution) runs
+as a baseline in the same job. Metrics follow RFMP (Braun et al., IROS 2024): geodesic
+DTW to the held-out demonstration, jerkiness, final distance to the goal, off-manifold
+drift, inference latency per chunk, training wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+
+from manifolds import Euclidean, Sphere
+from manifold_rl.data.lasa import LASA_SHAPES, lasa_in_plane, lasa_on_sphere, load_lasa
+from manifold_rl.metrics import dtw_path, final_goal_distance, jerkiness, off_manifold_drift
+from manifold_rl.plotting import plot_lasa_rollouts
+from manifold_rl.policies import FlowMatchingPolicy, FlowMatchingPolicyConfig, make_chunk_dataset
+from manifold_rl.training import train_policy
+
+__all__ = ["LasaJobConfig", "run_lasa_shape", "run_lasa", "METRIC_COLUMNS"]
+
+
+@dataclass
+class LasaJobConfig:
+    """Settings of the LASA job (CLI flags of ``manifold-rl lasa``)."""
+
+    manifold: str = "sphere"
+    n_points: int = 200
+    radius: float = math.pi / 3
+    holdout: int = 6
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    baseline: bool = True
+    latency_threads: int = 1
+    policy: FlowMatchingPolicyConfig = field(default_factory=FlowMatchingPolicyConfig)
+
+    def __post_init__(self):
+        if self.manifold not in ("sphere", "euclidean"):
+            raise ValueError(f"manifold must be 'sphere' or 'euclidean', got {self.manifold!r}")
+        if not 0 <= self.holdout < 7:
+            raise ValueError(f"holdout must index one of the 7 LASA demonstrations (0..6), got {self.holdout}")
+
+
+METRIC_COLUMNS = [
+    ("dtw", "DTW (rad·steps)"),
+    ("dtw_mean", "DTW / step (rad)"),
+    ("final_goal_distance", "final dist. to goal (rad)"),
+    ("jerkiness", "jerkiness"),
+    ("max_drift", "max ||x||-1|"),
+    ("latency_ms_median", "latency/chunk (ms)"),
+    ("train_time_s", "train time (s)"),
+]
+
+
+def _evaluate(name, policy, manifold, demo, dt, project_to=None, threads=1, seed=0) -> (dict, torch.Tensor):
+    """Roll out from the demo's start and compute the metrics."""
+    policy.eval()
+    if project_to is not None:
+        policy.project_to = project_to
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)  # latency "per chunk on one CPU core"
+    try:
+        g = torch.Generator().manual_seed(seed)
+        start = demo[0].to(next(policy.parameters()).dtype)
+        res = policy.rollout(start, demo.shape[0], project_output=project_to is not None, generator=g)
+    finally:
+        torch.set_num_threads(old_threads)
+    states = res.states.double()
+    dist = (project_to or manifold).dist
+    d, path = dtw_path(states, demo, dist)
+    lat = res.latencies_ms[1:] or res.latencies_ms  # the first call includes lazy initialisation
+    metrics = {
+        "dtw": d,
+        "dtw_mean": d / len(path),
+        "final_goal_distance": final_goal_distance(states, demo[-1], dist),
+        "jerkiness": jerkiness(states, dt),
+        "max_drift": off_manifold_drift(res.raw_states.double()) if demo.shape[-1] == 3 else 0.0,
+        "latency_ms_median": statistics.median(lat),
+        "latency_ms_p90": sorted(lat)[int(0.9 * (len(lat) - 1))],
+        "n_chunks": len(res.latencies_ms),
+    }
+    return metrics, states
+
+
+def _train(name, manifold, cfg: LasaJobConfig, obs, act, progress) -> (FlowMatchingPolicy, dict):
+    with torch.random.fork_rng():  # reproducible init without changing the caller's RNG
+        torch.manual_seed(cfg.seed)
+        policy = FlowMatchingPolicy(manifold, cfg.policy)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    res = train_policy(policy, obs, act, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, generator=g, progress=progress, desc=name)
+    final = res.ema.module
+    info = {
+        "train_time_s": res.wall_time_s,
+        "final_loss": statistics.fmean(res.losses[-100:]),
+        "n_params": sum(p.numel() for p in final.parameters()),
+    }
+    return final, info
+
+
+def run_lasa_shape(shape: str, out_dir, cfg: LasaJobConfig, progress: bool = True) -> Dict[str, dict]:
+    """Train, roll out and evaluate on one LASA shape; write the run folder.
+
+    Args:
+        shape: a name of :data:`manifold_rl.data.lasa.LASA_SHAPES`.
+        out_dir: run folder (created).
+        cfg: :class:`LasaJobConfig`.
+        progress: tqdm progress bars.
+
+    Returns:
+        ``{method name: metrics}`` as written to ``metrics.json``.
+
+    Raises:
+        ValueError: unknown shape or invalid configuration.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dt = load_lasa(shape, cfg.n_points).dt  # mean time step of the subsampled demonstrations (s)
+    if cfg.manifold == "sphere":
+        trajs, emb = lasa_on_sphere(shape, cfg.n_points, cfg.radius)
+        manifold = Sphere(2)
+    else:
+        trajs, emb = lasa_in_plane(shape, cfg.n_points, cfg.radius)
+        manifold = Euclidean(2)
+    train_idx = [i for i in range(trajs.shape[0]) if i != cfg.holdout]
+    train = trajs[train_idx].float()
+    heldout = trajs[cfg.holdout]
+    obs, act = make_chunk_dataset(train, cfg.policy.obs_horizon, cfg.policy.action_horizon)
+
+    methods = [("RFM on S²" if cfg.manifold == "sphere" else "FM in R²", manifold, None)]
+    if cfg.manifold == "sphere" and cfg.baseline:
+        methods.append(("Euclidean FM in R³ + normalise", Euclidean(3), manifold))
+    results, rollouts, checkpoint = {}, {}, {"config": asdict(cfg), "shape": shape, "embedding_scale": emb.scale}
+    for name, m, project_to in methods:
+        policy, info = _train(name, m, cfg, obs, act, progress)
+        metrics, states = _evaluate(name, policy, manifold, heldout, dt, project_to, cfg.latency_threads, cfg.seed)
+        metrics.update(info)
+        results[name] = metrics
+        rollouts[name] = states
+        checkpoint[name] = policy.state_dict()
+    results["held-out demo (reference)"] = {
+        "jerkiness": jerkiness(heldout, dt),
+        "final_goal_distance": 0.0,
+        "dtw": 0.0,
+        "dtw_mean": 0.0,
+    }
+    meta = {"shape": shape, "manifold": cfg.manifold, "dt_s": dt, "n_train_pairs": int(obs.shape[0]), "torch": torch.__version__}
+    (out / "metrics.json").write_text(json.dumps({"meta": meta, "config": asdict(cfg), "results": results}, indent=2))
+    (out / "metrics.md").write_text(metrics_table({shape: results}))
+    torch.save(checkpoint, out / "checkpoint.pt")
+    plot_lasa_rollouts(out / "plot.png", trajs[train_idx], heldout, rollouts, embedding=emb, title=f"LASA {shape}: held-out demo {cfg.holdout}")
+    return results
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.3e}"
+    return str(v)
+
+
+def metrics_table(per_shape: Dict[str, Dict[str, dict]]) -> str:
+    """Markdown table: one row per (shape, method)."""
+    head = "| shape | method | " + " | ".join(c[1] for c in METRIC_COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(METRIC_COLUMNS) + 2)]
+    for shape, results in per_shape.items():
+        for name, m in results.items():
+            lines.append(f"| {shape} | {name} | " + " | ".join(_fmt(m.get(k)) for k, _ in METRIC_COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_lasa(shapes: List[str], out_dir, cfg: LasaJobConfig, progress: bool = True) -> Dict[str, Dict[str, dict]]:
+    """Run :func:`run_lasa_shape` for several shapes, writing ``summary.json`` / ``summary.md`` as they finish.
+
+    A shape whose folder already holds ``metrics.json`` is not recomputed (resume after
+    an interruption); finished shapes are never lost.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {}
+    for shape in shapes:
+        sub = out / shape if len(shapes) > 1 else out
+        done = sub / "metrics.json"
+        if len(shapes) > 1 and done.exists():
+            summary[shape] = json.loads(done.read_text())["results"]
+        else:
+            summary[shape] = run_lasa_shape(shape, sub, cfg, progress)
+        if len(shapes) > 1:
+            (out / "summary.json").write_text(json.dumps(summary, indent=2))
+            (out / "summary.md").write_text(metrics_table(summary))
+    return summary

@@ -1,0 +1,255 @@
+"""Riemannian Adam / AMSGrad (Bécigneul & Ganea, ICLR 2019) with geometric decoupled weight decay."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Tuple
+
+import torch
+
+from . import _common as C
+
+__all__ = ["RiemannianAdam"]
+
+
+class RiemannianAdam(torch.optim.Optimizer):
+    r"""Riemannian Adam / AMSGrad: Adam with one adaptive scalar per manifold factor.
+
+    Bécigneul & Ganea, "Riemannian Adaptive Optimization Methods", ICLR 2019, Alg. 1
+    (RAMSGRAD; RADAM without the max), plus Adam's bias correction. For a parameter
+    ``x`` on a manifold ``M`` with Euclidean gradient ``∇f(x)``, step ``t``:
+
+    .. code-block:: text
+
+        g   = egrad2rgrad(x, ∇f(x))                  (∇f negated first when maximize)
+        g  += -λ logmap(x, o)                        (only if decoupled_weight_decay=False)
+        m   = β1 m + (1 - β1) g                      (m: tangent at x, same shape as x)
+        v   = β2 v + (1 - β2) component_inner(x, g)  (one scalar per factor)
+        v̂   = max(v̂, v)                              (amsgrad only; v̂ replaces v below)
+        u   = -lr / (1 - β1^t) · m / (sqrt(v) / sqrt(1 - β2^t) + eps)
+        u  += lr λ logmap(x, o)                      (decoupled decay, the default)
+        x, m = expmap_transp(x, u, m)                (new point, m parallel-transported)
+
+    The second moment is a squared norm, a scalar, and is not transported. On flat
+    ``Euclidean`` space (plain tensors) every coordinate is a factor and the update is
+    exactly :class:`torch.optim.Adam` (``decoupled_weight_decay=False``) or
+    :class:`torch.optim.AdamW` (the default, with ``o = 0``: ``x <- (1 - lr λ) x + u``;
+    Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019), with
+    torch's arithmetic order.
+
+    **Weight decay** is geometric: a geodesic step of relative length ``lr·λ`` from ``x``
+    towards the manifold's origin ``o`` (``manifold.origin_point(x)``: ``0`` on
+    ``Euclidean``, a product of such spaces, the centre of geoopt's Poincaré ball).
+    Manifolds without a canonical origin (a sphere, a product containing one) raise at
+    the first step with ``weight_decay > 0``; put their parameters in a param group with
+    ``weight_decay=0``.
+
+    **Differences from** ``geoopt.optim.RiemannianAdam``: ``maximize`` is honoured (geoopt
+    accepts and ignores it); weight decay is the geodesic decay above (geoopt adds
+    ``λ x`` to the ambient gradient, which the sphere's projection removes entirely);
+    ``exp_avg_sq`` stores one value per factor (shape ``(*batch, 1)`` for a
+    ``(*batch, n+1)`` sphere parameter, not the full parameter shape); parameters that
+    share a manifold, event shape, dtype and device are concatenated and updated in one
+    batched call; the momentum moves with ``expmap_transp`` (exact exponential map and
+    parallel transport on :class:`manifolds.Sphere`; geoopt uses ``retr_transp``, a
+    projection on its spheres); ``state_dict()`` round-trips (tensor ``step``).
+
+    Args:
+        params: iterable of parameters or param-group dicts. A
+            ``geoopt.ManifoldParameter`` / ``ManifoldTensor`` of shape
+            ``(*batch, *event_shape)`` is optimised on ``p.manifold`` (a
+            :class:`manifolds.Manifold` or any geoopt manifold); a plain tensor /
+            ``nn.Parameter`` on flat ``Euclidean`` space, coordinate by coordinate.
+        lr: learning rate, ``>= 0``.
+        betas: ``(β1, β2)``, each in ``[0, 1)``.
+        eps: added to the denominator, ``>= 0``.
+        weight_decay: ``λ >= 0``.
+        amsgrad: use the running maximum of the second moment (RAMSGRAD).
+        maximize: maximise the objective instead of minimising it.
+        decoupled_weight_decay: geodesic decay of the point (AdamW style, default) or,
+            if False, ``-λ logmap(x, o)`` added to the Riemannian gradient (L2 style).
+
+    State per parameter ``p`` of shape ``(*batch, *event_shape)``: ``step`` (0-dim
+    tensor on ``p``'s device), ``exp_avg`` (shape of ``p``), ``exp_avg_sq`` and, with
+    ``amsgrad``, ``max_exp_avg_sq`` of shape ``(*batch, *component_shape)`` —
+    ``(*batch, 1)`` on a sphere, ``(*batch, k)`` on a ``k``-factor
+    :class:`manifolds.Product`, the shape of ``p`` on flat space.
+
+    Raises:
+        ValueError: at construction, an invalid ``lr``, ``eps``, ``betas`` or
+            ``weight_decay``; in :meth:`step`, ``weight_decay > 0`` for a parameter whose
+            manifold has no origin.
+        RuntimeError: in :meth:`step`, a sparse gradient.
+
+    Example:
+        >>> import geoopt, manifolds
+        >>> S2 = manifolds.Sphere(2)
+        >>> x = geoopt.ManifoldParameter(S2.random(100, 3), manifold=S2)
+        >>> w = torch.nn.Parameter(torch.randn(4))
+        >>> opt = manifolds.RiemannianAdam([{"params": [x]}, {"params": [w], "weight_decay": 1e-2}], lr=1e-2)
+        >>> ((x * torch.tensor([0.0, 0.0, 1.0])).sum() + (w ** 2).sum()).backward()
+        >>> opt.step()
+        >>> opt.state[x]["exp_avg_sq"].shape
+        torch.Size([100, 1])
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = True,
+    ):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr} (expected lr >= 0)")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps} (expected eps >= 0)")
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+        if not 0.0 <= beta1 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {beta1} (expected 0 <= beta1 < 1)")
+        if not 0.0 <= beta2 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {beta2} (expected 0 <= beta2 < 1)")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay} (expected weight_decay >= 0)")
+        defaults = dict(
+            lr=lr,
+            betas=(beta1, beta2),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=bool(amsgrad),
+            maximize=bool(maximize),
+            decoupled_weight_decay=bool(decoupled_weight_decay),
+        )
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("amsgrad", False)
+            group.setdefault("maximize", False)
+            group.setdefault("decoupled_weight_decay", True)
+
+    def load_state_dict(self, state_dict) -> None:
+        """Load a state saved by :meth:`state_dict`; ``step`` is moved to each parameter's device."""
+        super().load_state_dict(state_dict)
+        C.fix_step_devices(self)
+
+    # ------------------------------------------------------------------ step
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], torch.Tensor]] = None):
+        """Perform one optimisation step.
+
+        Args:
+            closure: optional callable that re-evaluates the model and returns the loss.
+
+        Returns:
+            The closure's loss, or ``None``.
+
+        Raises:
+            ValueError: ``weight_decay > 0`` in a group holding a parameter whose manifold
+                has no origin (checked for all groups before anything is updated).
+            RuntimeError: a sparse gradient.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        plan = []
+        for group in self.param_groups:
+            buckets = C.make_buckets(self, group, "RiemannianAdam")
+            if group["weight_decay"] != 0:
+                for b in buckets:
+                    b.origin = C.origin_fn(b.manifold)
+            plan.append((group, buckets))
+        for group, buckets in plan:
+            for b in buckets:
+                self._update_bucket(group, b)
+        return loss
+
+    def _init_states(self, group: dict, b: C.Bucket) -> None:
+        red = None
+        for p, st in zip(b.params, b.states):
+            if "step" not in st:
+                if red is None:
+                    red = C.reduced_event_shape(b, p.dtype, p.device)
+                st["step"] = torch.zeros((), dtype=C.scalar_dtype(), device=p.device)
+                st["exp_avg"] = torch.zeros_like(p.data, memory_format=torch.preserve_format)
+                st["exp_avg_sq"] = p.data.new_zeros(C.batch_shape(p, b.event_shape) + red)
+            if group["amsgrad"] and "max_exp_avg_sq" not in st:
+                st["max_exp_avg_sq"] = torch.zeros_like(st["exp_avg_sq"])
+
+    def _update_bucket(self, group: dict, b: C.Bucket) -> None:
+        self._init_states(group, b)
+        lr = group["lr"]
+        beta1, beta2 = group["betas"]
+        eps = group["eps"]
+        wd = group["weight_decay"]
+        amsgrad = group["amsgrad"]
+        decoupled = group["decoupled_weight_decay"]
+        m, ev, rows = b.manifold, b.event_shape, b.rows
+        states = b.states
+
+        X, x_alias = C.gather(b.data, ev)
+        G, _ = C.gather(b.grads, ev)
+        M, m_alias = C.gather([s["exp_avg"] for s in states], ev)
+        vs = [s["exp_avg_sq"] for s in states]
+        red = tuple(vs[0].shape[b.data[0].dim() - len(ev) :])  # per-point trailing shape of v
+        V, v_alias = C.gather(vs, red)
+        if amsgrad:
+            vmaxs = [s["max_exp_avg_sq"] for s in states]
+            Vmax, vmax_alias = C.gather(vmaxs, red)
+
+        steps = [s["step"] for s in states]
+        C.increment_steps(steps)
+        st = C.per_row_steps(steps, rows, X.shape[0])
+        bc1 = 1 - beta1**st
+        bc2 = 1 - beta2**st
+        neg_step = C.row_factor(-(lr / bc1), len(ev), X.dtype)
+        bc2_sqrt = C.row_factor(bc2.sqrt(), len(red), X.dtype)
+
+        if group["maximize"]:
+            G = -G
+        if b.flat:
+            R = G if wd == 0 or decoupled else G.add(X, alpha=wd)
+        else:
+            R = m.egrad2rgrad(X, G)
+            if wd != 0 and not decoupled:
+                R = R.add(m.logmap(X, b.origin(X)), alpha=-wd)
+
+        M.lerp_(R, 1 - beta1)
+        if b.flat:
+            V.mul_(beta2).addcmul_(R, R, value=1 - beta2)
+        else:
+            V.mul_(beta2).add_(m.component_inner(X, R), alpha=1 - beta2)
+        if amsgrad:
+            torch.maximum(Vmax, V, out=Vmax)
+            denom = (Vmax.sqrt() / bc2_sqrt).add_(eps)
+        else:
+            denom = (V.sqrt() / bc2_sqrt).add_(eps)
+
+        if b.flat:
+            # torch.optim.Adam(W): x <- (1 - lr wd) x ; x <- x + (-step_size * m) / denom
+            U = (M * neg_step) / denom
+            if wd != 0 and decoupled:
+                X.mul_(1 - lr * wd)
+            X.add_(U)
+            C.scatter(b.data, X, rows, x_alias)
+            C.scatter([s["exp_avg"] for s in states], M, rows, m_alias)
+        else:
+            U = (M * neg_step) / C.expand_component(m, denom)
+            if wd != 0 and decoupled:
+                U.add_(m.logmap(X, b.origin(X)), alpha=lr * wd)
+            Xn, Mn = C.expmap_transp(m, X, U, M)
+            C.scatter(b.data, Xn, rows)
+            C.scatter([s["exp_avg"] for s in states], Mn, rows)
+        C.scatter(vs, V, rows, v_alias)
+        if amsgrad:
+            C.scatter(vmaxs, Vmax, rows, vmax_alias)
+
