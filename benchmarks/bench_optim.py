@@ -9,7 +9,8 @@ Ours: ``geoopt.ManifoldParameter`` on ``manifolds.Sphere(d - 1)`` (exact exponen
 parallel transport). geoopt: ``geoopt.ManifoldParameter`` on ``geoopt.SphereExact()``
 (exponential map, transport by projection). Before every step the same fixed gradients are
 assigned to ``p.grad`` (not timed); only ``optimizer.step()`` is timed with
-``time.perf_counter`` after a warm-up, and the median is reported.
+``time.perf_counter`` after a warm-up, ours and geoopt alternately, and the median is
+reported.
 
 Usage::
 
@@ -34,21 +35,17 @@ def _params(x0: torch.Tensor, manifold, separate: bool):
     return [geoopt.ManifoldParameter(x0.clone(), manifold=manifold)]
 
 
-def _time_steps(opt: torch.optim.Optimizer, params, grads, repeats: int, warmup: int) -> float:
-    """Median wall time of ``opt.step()`` in milliseconds."""
-    times = []
-    for i in range(warmup + repeats):
-        for p, g in zip(params, grads):
-            p.grad = g.clone()
-        t0 = time.perf_counter()
-        opt.step()
-        t1 = time.perf_counter()
-        if i >= warmup:
-            times.append(t1 - t0)
-    return 1e3 * statistics.median(times)
+def _timed_step(opt: torch.optim.Optimizer, params, grads) -> float:
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    t0 = time.perf_counter()
+    opt.step()
+    return time.perf_counter() - t0
 
 
 def bench_case(separate: bool, n: int, d: int, repeats: int, warmup: int, dtype, lr: float = 1e-3):
+    """Median ms per ``step()`` of (ours, geoopt). The two optimizers step alternately, so a
+    change of machine load during the run affects both alike."""
     gen = torch.Generator().manual_seed(0)
     x0 = torch.nn.functional.normalize(torch.randn(n, d, generator=gen, dtype=dtype), dim=-1)
     g0 = torch.randn(n, d, generator=gen, dtype=dtype)
@@ -59,9 +56,14 @@ def bench_case(separate: bool, n: int, d: int, repeats: int, warmup: int, dtype,
     theirs_params = _params(x0, geoopt.SphereExact(), separate)
     theirs = geoopt.optim.RiemannianAdam(theirs_params, lr=lr)
 
-    t_ours = _time_steps(ours, ours_params, grads, repeats, warmup)
-    t_theirs = _time_steps(theirs, theirs_params, grads, repeats, warmup)
-    return t_ours, t_theirs
+    t_ours, t_theirs = [], []
+    for i in range(warmup + repeats):
+        a = _timed_step(ours, ours_params, grads)
+        b = _timed_step(theirs, theirs_params, grads)
+        if i >= warmup:
+            t_ours.append(a)
+            t_theirs.append(b)
+    return 1e3 * statistics.median(t_ours), 1e3 * statistics.median(t_theirs)
 
 
 def main(argv=None):
@@ -71,10 +73,13 @@ def main(argv=None):
     parser.add_argument("--d", type=int, default=3, help="ambient dimension of the sphere S^{d-1}")
     parser.add_argument("--n", type=int, default=1000, help="number of points / separate parameters")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.d < 2 or args.n < 1 or args.repeats < 1:
         parser.error("need --d >= 2, --n >= 1, --repeats >= 1")
     dtype = getattr(torch, args.dtype)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     print(
         f"torch {torch.__version__}, geoopt {geoopt.__version__}, {torch.get_num_threads()} threads, "

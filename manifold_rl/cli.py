@@ -36,6 +36,16 @@ def _positive_float(s: str) -> float:
     return v
 
 
+def _unit_interval(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {s!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {v}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     from manifold_rl.data.lasa import LASA_SHAPES
     from manifolds.flow_matching import FIXED_STEP_METHODS
@@ -65,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-std", type=_positive_float, default=0.05, help="wrapped-normal base scale (rad)")
     p.add_argument("--method", choices=list(FIXED_STEP_METHODS) + ["dopri5"], default="euler", help="sampler")
     p.add_argument("--nfe-steps", type=_positive_int, default=10, help="integration steps per chunk")
+    p.add_argument("--temperature", type=_unit_interval, default=0.0,
+                   help="base-noise scale at inference in [0, 1]: 0 = deterministic flow from the base mean "
+                   "(default), 1 = exact samples of the learned flow")
     p.add_argument("--no-baseline", action="store_true", help="skip the ambient R³ baseline (sphere only)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -92,6 +105,7 @@ def _lasa(args) -> int:
         base_std=args.base_std,
         method=args.method,
         n_steps=args.nfe_steps,
+        temperature=args.temperature,
     )
     cfg = LasaJobConfig(
         manifold=args.manifold,

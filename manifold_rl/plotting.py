@@ -43,13 +43,19 @@ def plot_lasa_rollouts(
     FigureCanvasAgg(fig)
     if spherical:
         ax3 = fig.add_subplot(1, 2, 1, projection="3d")
-        u, v = np.mgrid[0 : 2 * np.pi : 40j, 0 : np.pi : 20j]
-        ax3.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.85", linewidth=0.4)
+        u, v = np.mgrid[0 : 2 * np.pi : 72j, 0 : np.pi : 36j]
+        ax3.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.85", linewidth=0.4, axlim_clip=True)
         for demo in demos:
             ax3.plot(*demo.T.numpy(), color="0.5", linewidth=0.8)
         ax3.plot(*heldout.T.numpy(), "k--", linewidth=1.5, label="held-out demo")
         for c, (name, r) in zip(_COLORS, rollouts.items()):
             ax3.plot(*r.T.numpy(), color=c, linewidth=1.8, label=name)
+        pts = torch.cat([demos.reshape(-1, 3), heldout] + [r.reshape(-1, 3) for r in rollouts.values()]).numpy()
+        lo, hi = pts.min(0), pts.max(0)
+        c, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 0.1) * 1.1
+        ax3.set_xlim(c[0] - half, c[0] + half)
+        ax3.set_ylim(c[1] - half, c[1] + half)
+        ax3.set_zlim(c[2] - half, c[2] + half)
         ax3.view_init(elev=55, azim=-60)
         ax3.set_box_aspect((1, 1, 1))
         ax3.set_title("on S²")

@@ -25,23 +25,30 @@ class FlowMatchingPolicyConfig:
         action_horizon: ``H``, states per predicted chunk (RFMP: ``T_a = 8``).
         hidden: width of the MLP vector field.
         depth: number of hidden layers.
-        n_freqs: Fourier frequencies of the flow-time embedding.
+        n_freqs: Fourier frequencies ``π·2^k``, ``k < n_freqs``, of the flow-time embedding
+            (4 was clearly better than 8 on LASA: high frequencies make the field jitter in t).
         base: ``"wrapped_normal"`` (noise centred at the latest observed state, every
             waypoint; the few-step choice) or ``"uniform"`` (the manifold's ``random_base``).
         base_std: scale of the wrapped normal, in the manifold's units (rad on the sphere).
         method: sampler (``"euler"``, ``"midpoint"``, ``"rk4"`` or a torchdiffeq method).
         n_steps: integration steps per chunk (NFE = n_steps for Euler).
+        temperature: scale of the base noise at inference, in ``[0, 1]`` (wrapped-normal
+            base only). 1 draws exact samples of the learned flow; smaller values give
+            reduced-temperature samples (Kingma & Dhariwal, "Glow", NeurIPS 2018, §5):
+            less jitter between consecutive chunks at the cost of diversity; 0 integrates
+            the flow from the base mean (a deterministic policy).
     """
 
     obs_horizon: int = 2
     action_horizon: int = 8
     hidden: int = 256
     depth: int = 3
-    n_freqs: int = 8
+    n_freqs: int = 4
     base: str = "wrapped_normal"
     base_std: float = 0.05
     method: str = "euler"
     n_steps: int = 10
+    temperature: float = 1.0
 
     def __post_init__(self):
         for name in ("obs_horizon", "action_horizon", "hidden", "depth", "n_steps"):
@@ -52,6 +59,8 @@ class FlowMatchingPolicyConfig:
             raise ValueError(f"base must be 'wrapped_normal' or 'uniform', got {self.base!r}")
         if not self.base_std > 0:
             raise ValueError(f"base_std must be > 0, got {self.base_std!r}")
+        if not 0.0 <= self.temperature <= 1.0:
+            raise ValueError(f"temperature must be in [0, 1], got {self.temperature!r}")
 
 
 class _VelocityMLP(nn.Module):
@@ -148,14 +157,17 @@ class FlowMatchingPolicy(nn.Module):
         """Tangent velocity of the flow at chunk ``x`` ``(B, H·d)``, time ``t`` ``(B,)``, observation ``(B, obs_horizon, d)``."""
         return self.field(x, t, obs=obs.flatten(-2))
 
-    def sample_base(self, obs: torch.Tensor, generator=None) -> torch.Tensor:
-        """Base samples of chunks ``(B, H·d)`` for observations ``(B, obs_horizon, d)``."""
+    def sample_base(self, obs: torch.Tensor, generator=None, temperature: float = 1.0) -> torch.Tensor:
+        """Base samples of chunks ``(B, H·d)`` for observations ``(B, obs_horizon, d)``.
+
+        ``temperature`` scales the wrapped-normal noise (ignored for the uniform base).
+        """
         c = self.config
         if c.base == "uniform":
             batch = obs.shape[:-2]
             return self.action_manifold.random_base(*batch, *self.action_manifold.event_shape, dtype=obs.dtype, device=obs.device, generator=generator)
         centre = obs[..., -1:, :].expand(obs.shape[:-2] + (c.action_horizon, self.state_dim))
-        x0 = self.manifold.wrapped_normal(centre, c.base_std, generator=generator)
+        x0 = self.manifold.wrapped_normal(centre, c.base_std * temperature, generator=generator)
         return x0.flatten(-2)
 
     # ------------------------------------------------------------------ training
@@ -178,13 +190,22 @@ class FlowMatchingPolicy(nn.Module):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def predict(self, obs: torch.Tensor, *, n_steps: Optional[int] = None, method: Optional[str] = None, generator=None) -> torch.Tensor:
+    def predict(
+        self,
+        obs: torch.Tensor,
+        *,
+        n_steps: Optional[int] = None,
+        method: Optional[str] = None,
+        temperature: Optional[float] = None,
+        generator=None,
+    ) -> torch.Tensor:
         """Sample an action chunk.
 
         Args:
             obs: ``(B, obs_horizon, d)`` observation states on the manifold.
             n_steps: integration steps (default ``config.n_steps``).
             method: sampler (default ``config.method``).
+            temperature: base-noise scale (default ``config.temperature``).
 
         Returns:
             ``(B, H, d)`` chunk of future states on the manifold.
@@ -192,7 +213,9 @@ class FlowMatchingPolicy(nn.Module):
         self._check_obs(obs)
         c = self.config
         solver = RiemannianODESolver(self.action_manifold, self.velocity)
-        x = solver.sample(self.sample_base(obs, generator), method=method or c.method, n_steps=n_steps or c.n_steps, obs=obs)
+        temperature = c.temperature if temperature is None else temperature
+        x0 = self.sample_base(obs, generator, temperature)
+        x = solver.sample(x0, method=method or c.method, n_steps=n_steps or c.n_steps, obs=obs)
         return x.unflatten(-1, (c.action_horizon, self.state_dim))
 
     @torch.no_grad()

@@ -121,10 +121,6 @@ class Bucket:
         self.rows: List[int] = []
         self.origin = None
 
-    @property
-    def n_rows(self) -> int:
-        return sum(self.rows)
-
 
 def make_buckets(
     optimizer: torch.optim.Optimizer,
@@ -181,13 +177,19 @@ def make_buckets(
     return list(buckets.values())
 
 
-def reduced_event_shape(b: Bucket, dtype: torch.dtype, device) -> Tuple[int, ...]:
+def reduced_event_shape(b: Bucket, p: torch.Tensor) -> Tuple[int, ...]:
     """Trailing shape of ``component_inner`` for one point: ``(1,)`` on a sphere, ``(k,)`` on a
-    product of ``k`` factors, the event shape itself on flat spaces."""
+    product of ``k`` factors, the event shape itself on flat spaces.
+
+    Evaluated once per new parameter at the parameter's first point (some manifolds, e.g.
+    SPD, need a valid point) with a zero tangent vector.
+    """
     if b.flat:
         return b.event_shape
-    z = torch.zeros((1,) + b.event_shape, dtype=dtype, device=device)
-    return tuple(b.manifold.component_inner(z, z).shape[1:])
+    x = p.reshape((-1,) + b.event_shape)[:1]
+    if x.shape[0] == 0:
+        x = torch.zeros((1,) + b.event_shape, dtype=p.dtype, device=p.device)
+    return tuple(b.manifold.component_inner(x, torch.zeros_like(x)).shape[1:])
 
 
 def batch_shape(t: torch.Tensor, event_shape: Tuple[int, ...]) -> Tuple[int, ...]:
@@ -255,7 +257,11 @@ def row_factor(f: torch.Tensor, trailing: int, dtype: torch.dtype) -> torch.Tens
 
 
 def fix_step_devices(optimizer: torch.optim.Optimizer) -> None:
-    """Keep every ``state['step']`` on its parameter's device (torch's loader leaves it as saved)."""
+    """Give every ``state['step']`` its own 0-dim tensor on its parameter's device.
+
+    torch's loader leaves ``step`` as saved, on the saved device and shared with the
+    source state dict (a shallow copy); ``step()`` increments it in place.
+    """
     for group in optimizer.param_groups:
         for p in group["params"]:
             st = optimizer.state.get(p)
@@ -263,7 +269,55 @@ def fix_step_devices(optimizer: torch.optim.Optimizer) -> None:
                 continue
             s = st.get("step")
             if isinstance(s, torch.Tensor):
-                if s.device != p.device or s.dim() != 0:
-                    st["step"] = s.reshape(()).to(p.device)
+                st["step"] = s.detach().reshape(()).to(p.device, copy=True)
             elif s is not None:  # a plain number from an older/foreign state dict
                 st["step"] = torch.tensor(float(s), dtype=scalar_dtype(), device=p.device)
+
+
+class HostSteps:
+    """Host-side mirror of the per-parameter ``step`` tensors.
+
+    ``step()`` must not read tensors (no ``.item()``: a device sync on GPU), yet Adam's
+    bias corrections depend on the step count. The optimizer knows the count it wrote
+    itself: this records ``(tensor, tensor._version, count)`` whenever it creates or
+    increments a ``step`` tensor. An entry is trusted only while the tensor is the same
+    object with the same version counter, so any outside change (``load_state_dict``,
+    ``step.fill_(...)``) invalidates it; the optimizer then computes the bias corrections
+    on the device from the tensors instead. :meth:`sync` re-reads all counts (used when
+    a state is loaded, outside ``step()``).
+    """
+
+    def __init__(self):
+        self._d: Dict[int, tuple] = {}
+
+    def register(self, t: torch.Tensor, count: float) -> None:
+        self._d[id(t)] = (t, t._version, float(count))
+
+    def sync(self, optimizer: torch.optim.Optimizer) -> None:
+        self._d = {}
+        for st in optimizer.state.values():
+            t = st.get("step") if isinstance(st, dict) else None
+            if isinstance(t, torch.Tensor) and t.numel() == 1:
+                self.register(t, float(t))
+
+    def increment(self, steps: List[torch.Tensor]) -> Optional[float]:
+        """Add 1 to every step tensor; return the new common count when it is known on the
+        host and equal for all of them, else ``None``."""
+        d = self._d
+        counts = []
+        for t in steps:
+            e = d.get(id(t))
+            if e is None or e[0] is not t or e[1] != t._version:
+                counts = None
+                break
+            counts.append(e[2])
+        increment_steps(steps)
+        if counts is None:
+            return None
+        for t, c in zip(steps, counts):
+            d[id(t)] = (t, t._version, c + 1.0)
+        c0 = counts[0]
+        for c in counts:
+            if c != c0:
+                return None
+        return c0 + 1.0

@@ -128,18 +128,19 @@ class RiemannianAdam(torch.optim.Optimizer):
             decoupled_weight_decay=bool(decoupled_weight_decay),
         )
         super().__init__(params, defaults)
+        self._host_steps = C.HostSteps()
 
     def __setstate__(self, state):
+        # Called by ``load_state_dict`` and when unpickling: each ``step`` gets its own
+        # tensor on its parameter's device and the host-side step counts are re-read.
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("amsgrad", False)
             group.setdefault("maximize", False)
             group.setdefault("decoupled_weight_decay", True)
-
-    def load_state_dict(self, state_dict) -> None:
-        """Load a state saved by :meth:`state_dict`; ``step`` is moved to each parameter's device."""
-        super().load_state_dict(state_dict)
         C.fix_step_devices(self)
+        self._host_steps = C.HostSteps()
+        self._host_steps.sync(self)
 
     # ------------------------------------------------------------------ step
     @torch.no_grad()
@@ -178,23 +179,20 @@ class RiemannianAdam(torch.optim.Optimizer):
         for p, st in zip(b.params, b.states):
             if "step" not in st:
                 if red is None:
-                    red = C.reduced_event_shape(b, p.dtype, p.device)
+                    red = C.reduced_event_shape(b, p.data)
                 st["step"] = torch.zeros((), dtype=C.scalar_dtype(), device=p.device)
+                self._host_steps.register(st["step"], 0.0)
                 st["exp_avg"] = torch.zeros_like(p.data, memory_format=torch.preserve_format)
                 st["exp_avg_sq"] = p.data.new_zeros(C.batch_shape(p, b.event_shape) + red)
             if group["amsgrad"] and "max_exp_avg_sq" not in st:
                 st["max_exp_avg_sq"] = torch.zeros_like(st["exp_avg_sq"])
 
     def _update_bucket(self, group: dict, b: C.Bucket) -> None:
+        """Gather the bucket into ``(rows, *event_shape)`` batches, update, write back."""
         self._init_states(group, b)
-        lr = group["lr"]
         beta1, beta2 = group["betas"]
-        eps = group["eps"]
-        wd = group["weight_decay"]
         amsgrad = group["amsgrad"]
-        decoupled = group["decoupled_weight_decay"]
-        m, ev, rows = b.manifold, b.event_shape, b.rows
-        states = b.states
+        ev, rows, states = b.event_shape, b.rows, b.states
 
         X, x_alias = C.gather(b.data, ev)
         G, _ = C.gather(b.grads, ev)
@@ -202,54 +200,87 @@ class RiemannianAdam(torch.optim.Optimizer):
         vs = [s["exp_avg_sq"] for s in states]
         red = tuple(vs[0].shape[b.data[0].dim() - len(ev) :])  # per-point trailing shape of v
         V, v_alias = C.gather(vs, red)
+        Vmax = None
         if amsgrad:
             vmaxs = [s["max_exp_avg_sq"] for s in states]
             Vmax, vmax_alias = C.gather(vmaxs, red)
 
         steps = [s["step"] for s in states]
-        C.increment_steps(steps)
-        st = C.per_row_steps(steps, rows, X.shape[0])
-        bc1 = 1 - beta1**st
-        bc2 = 1 - beta2**st
-        neg_step = C.row_factor(-(lr / bc1), len(ev), X.dtype)
-        bc2_sqrt = C.row_factor(bc2.sqrt(), len(red), X.dtype)
+        step = self._host_steps.increment(steps)
+        if step is not None:
+            # Common step count known on the host: torch.optim.Adam's scalar arithmetic.
+            bc1 = 1 - beta1**step
+            bc2_sqrt = (1 - beta2**step) ** 0.5
+        else:
+            # Counts differ (or were changed from outside): per-row factors on the device.
+            st = C.per_row_steps(steps, rows, X.shape[0])
+            bc1 = 1 - beta1**st
+            bc2_sqrt = (1 - beta2**st).sqrt()
 
         if group["maximize"]:
             G = -G
         if b.flat:
-            R = G if wd == 0 or decoupled else G.add(X, alpha=wd)
+            self._flat_update(group, b, X, x_alias, G, M, m_alias, V, Vmax, bc1, bc2_sqrt)
         else:
-            R = m.egrad2rgrad(X, G)
-            if wd != 0 and not decoupled:
-                R = R.add(m.logmap(X, b.origin(X)), alpha=-wd)
-
-        M.lerp_(R, 1 - beta1)
-        if b.flat:
-            V.mul_(beta2).addcmul_(R, R, value=1 - beta2)
-        else:
-            V.mul_(beta2).add_(m.component_inner(X, R), alpha=1 - beta2)
-        if amsgrad:
-            torch.maximum(Vmax, V, out=Vmax)
-            denom = (Vmax.sqrt() / bc2_sqrt).add_(eps)
-        else:
-            denom = (V.sqrt() / bc2_sqrt).add_(eps)
-
-        if b.flat:
-            # torch.optim.Adam(W): x <- (1 - lr wd) x ; x <- x + (-step_size * m) / denom
-            U = (M * neg_step) / denom
-            if wd != 0 and decoupled:
-                X.mul_(1 - lr * wd)
-            X.add_(U)
-            C.scatter(b.data, X, rows, x_alias)
-            C.scatter([s["exp_avg"] for s in states], M, rows, m_alias)
-        else:
-            U = (M * neg_step) / C.expand_component(m, denom)
-            if wd != 0 and decoupled:
-                U.add_(m.logmap(X, b.origin(X)), alpha=lr * wd)
-            Xn, Mn = C.expmap_transp(m, X, U, M)
-            C.scatter(b.data, Xn, rows)
-            C.scatter([s["exp_avg"] for s in states], Mn, rows)
+            self._riemannian_update(group, b, X, G, M, V, Vmax, bc1, bc2_sqrt, red)
         C.scatter(vs, V, rows, v_alias)
         if amsgrad:
             C.scatter(vmaxs, Vmax, rows, vmax_alias)
 
+    @staticmethod
+    def _flat_update(group, b, X, x_alias, G, M, m_alias, V, Vmax, bc1, bc2_sqrt) -> None:
+        """Euclidean parameters: torch.optim.Adam(W)'s single-tensor arithmetic, op for op."""
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        decoupled = group["decoupled_weight_decay"]
+        if isinstance(bc1, torch.Tensor):
+            neg_step = C.row_factor(-(lr / bc1), len(b.event_shape), X.dtype)
+            bc2_sqrt = C.row_factor(bc2_sqrt, len(b.event_shape), X.dtype)
+        else:
+            neg_step = -(lr / bc1)
+        R = G if wd == 0 or decoupled else G.add(X, alpha=wd)
+        M.lerp_(R, 1 - beta1)
+        V.mul_(beta2).addcmul_(R, R, value=1 - beta2)
+        if Vmax is not None:
+            torch.maximum(Vmax, V, out=Vmax)
+            V = Vmax
+        denom = (V.sqrt() / bc2_sqrt).add_(eps)
+        # x <- (1 - lr wd) x ; x <- x + (-step_size * m) / denom   (= torch's addcdiv_)
+        U = (M * neg_step) / denom
+        if wd != 0 and decoupled:
+            X.mul_(1 - lr * wd)
+        X.add_(U)
+        C.scatter(b.data, X, b.rows, x_alias)
+        C.scatter([s["exp_avg"] for s in b.states], M, b.rows, m_alias)
+
+    @staticmethod
+    def _riemannian_update(group, b, X, G, M, V, Vmax, bc1, bc2_sqrt, red) -> None:
+        """Bécigneul & Ganea Alg. 1 on ``b.manifold`` (one second-moment scalar per factor)."""
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        m, ev = b.manifold, b.event_shape
+        # -lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) == (-lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2)):
+        # one operation fewer on the batch, same value up to rounding.
+        scale = -(lr / bc1) * bc2_sqrt
+        eps_c = eps * bc2_sqrt
+        if isinstance(scale, torch.Tensor):
+            scale = C.row_factor(scale, len(ev), X.dtype)
+            eps_c = C.row_factor(eps_c, len(red), X.dtype)
+        R = m.egrad2rgrad(X, G)
+        if wd != 0 and not group["decoupled_weight_decay"]:
+            R = R.add(m.logmap(X, b.origin(X)), alpha=-wd)
+        M.lerp_(R, 1 - beta1)
+        V.lerp_(m.component_inner(X, R), 1 - beta2)
+        if Vmax is not None:
+            torch.maximum(Vmax, V, out=Vmax)
+            V = Vmax
+        denom = V.sqrt().add_(eps_c)
+        U = (M / C.expand_component(m, denom)).mul_(scale)
+        if wd != 0 and group["decoupled_weight_decay"]:
+            U.add_(m.logmap(X, b.origin(X)), alpha=lr * wd)
+        Xn, Mn = C.expmap_transp(m, X, U, M)
+        C.scatter(b.data, Xn, b.rows)
+        if len(b.states) == 1 and Mn.is_contiguous():
+            # one parameter: keep the transported momentum itself as the new state (no copy)
+            st = b.states[0]
+            st["exp_avg"] = Mn.reshape(st["exp_avg"].shape)
+        else:
+            C.scatter([s["exp_avg"] for s in b.states], Mn, b.rows)
