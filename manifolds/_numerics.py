@@ -25,10 +25,18 @@ def check_tol(dtype: torch.dtype) -> float:
     return _CHECK_ATOL.get(dtype, 1e-5)
 
 
+# Above this many elements ``einsum`` beats ``(u * v).sum(-1)`` on CPU for a short last
+# dimension (4x at 3e5 float64 elements); below it, its fixed overhead loses (32 vs 18 µs
+# at 3e3). The choice depends on shapes only, never on values.
+_EINSUM_MIN_NUMEL = 16384
+
+
 def dot(u: torch.Tensor, v: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
-    """Inner product over the last dimension (``einsum``: ~4x faster than ``(u * v).sum(-1)`` on CPU for small d)."""
-    r = torch.einsum("...i,...i->...", u, v)
-    return r.unsqueeze(-1) if keepdim else r
+    """Inner product over the last dimension, broadcasting the leading ones."""
+    if u.numel() >= _EINSUM_MIN_NUMEL or v.numel() >= _EINSUM_MIN_NUMEL:
+        r = torch.einsum("...i,...i->...", u, v)
+        return r.unsqueeze(-1) if keepdim else r
+    return (u * v).sum(-1, keepdim=keepdim)
 
 
 def safe_norm(u: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:

@@ -154,8 +154,12 @@ class Product(Manifold):
 
     def expand_component(self, s):
         """Tile the per-factor scalars ``(*batch, k)`` to the flat coordinates ``(*batch, D)``."""
-        sizes = torch.tensor(self._sizes, device=s.device)
-        return torch.repeat_interleave(s, sizes, dim=-1, output_size=self.event_shape[0])
+        outs, col = [], 0
+        for m, count, _, _ in self._blocks:
+            sb = s[..., col : col + count].unsqueeze(-1)
+            outs.append(sb.expand(sb.shape[:-1] + (m.numel,)).reshape(sb.shape[:-2] + (-1,)))
+            col += count
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
 
     def dist2(self, x, y, *, keepdim=False):
         return self._reduce(lambda m, x_, y_: m.dist2(x_, y_), x, y, keepdim=keepdim)

@@ -148,7 +148,12 @@ class Sphere(Manifold):
         return self.transp_follow_expmap(x, self.logmap(x, y), v)
 
     def expmap_transp(self, x, u, v):
-        return self.expmap(x, u), self.transp_follow_expmap(x, u, v)
+        """``(expmap(x, u), transp_follow_expmap(x, u, v))`` sharing ``|u|``, ``sin`` and ``cos``."""
+        n = safe_norm(u, keepdim=True)
+        sc = sinc(n)
+        y = torch.cos(n) * x + sc * u
+        y = y / safe_norm(y, keepdim=True)
+        return y, v - dot(u, v, True) * (sinc_half_sq(n) * u + sc * x)
 
     def geodesic_velocity(self, x, u):
         """``d/ds expmap(x, s u)`` at ``s = 1``: ``cos(|u|) u - |u| sin(|u|) x``."""

@@ -182,10 +182,11 @@ class FlowMatchingPolicy(nn.Module):
             scalar loss (mean squared Riemannian norm of the velocity error).
         """
         self._check_obs(obs)
-        x1 = actions.flatten(-2)
-        x0 = self.sample_base(obs, generator)
-        t = torch.rand(x1.shape[:-1], dtype=x1.dtype, device=x1.device, generator=generator)
-        s = self.path.sample(x0, x1, t)
+        with torch.no_grad():  # the regression target needs no gradient
+            x1 = actions.flatten(-2)
+            x0 = self.sample_base(obs, generator)
+            t = torch.rand(x1.shape[:-1], dtype=x1.dtype, device=x1.device, generator=generator)
+            s = self.path.sample(x0, x1, t)
         return riemannian_fm_loss(self.action_manifold, s.x_t, self.velocity(s.x_t, t, obs), s.dx_t)
 
     # ------------------------------------------------------------------ inference

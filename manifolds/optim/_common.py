@@ -35,12 +35,6 @@ def scalar_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
-def manifold_of(p: torch.Tensor):
-    """The manifold of a parameter: ``p.manifold`` for geoopt tensors, else flat Euclidean space."""
-    m = getattr(p, "manifold", None)
-    return DEFAULT_MANIFOLD if m is None else m
-
-
 def is_flat(m) -> bool:
     """True for the flat spaces whose optimizer update is torch's own, coordinate by coordinate."""
     t = type(m)
@@ -107,7 +101,9 @@ def origin_fn(m) -> Callable[[torch.Tensor], torch.Tensor]:
 class Bucket:
     """Parameters of one param group that share manifold, event shape, dtype and device."""
 
-    __slots__ = ("manifold", "flat", "event_shape", "params", "data", "grads", "states", "rows", "origin", "key")
+    __slots__ = (
+        "manifold", "flat", "event_shape", "params", "data", "grads", "states", "rows", "uniform", "origin", "key"
+    )
 
     def __init__(self, manifold, event_shape: Tuple[int, ...], key):
         self.manifold = manifold
@@ -119,6 +115,7 @@ class Bucket:
         self.grads: List[torch.Tensor] = []
         self.states: List[dict] = []
         self.rows: List[int] = []
+        self.uniform = True  # all parameters have the same shape (stack / unbind instead of cat / split)
         self.origin = None
 
 
@@ -172,8 +169,11 @@ def make_buckets(
         b.rows.append(shape)
     for b in buckets.values():
         # rows per parameter = numel / numel(event); the shapes were stored above
+        shapes = b.rows
+        s0 = shapes[0]
+        b.uniform = all(s == s0 for s in shapes)
         n_ev = math.prod(b.event_shape)
-        b.rows = [math.prod(s) // n_ev if n_ev else 0 for s in b.rows]
+        b.rows = [math.prod(s) // n_ev if n_ev else 0 for s in shapes]
     return list(buckets.values())
 
 
@@ -196,32 +196,47 @@ def batch_shape(t: torch.Tensor, event_shape: Tuple[int, ...]) -> Tuple[int, ...
     return tuple(t.shape[: t.dim() - len(event_shape)])
 
 
-def gather(ts: Sequence[torch.Tensor], event_shape: Tuple[int, ...]) -> Tuple[torch.Tensor, bool]:
+def gather(
+    ts: Sequence[torch.Tensor], event_shape: Tuple[int, ...], uniform: Optional[bool] = None
+) -> Tuple[torch.Tensor, bool]:
     """Concatenate tensors ``(*batch_i, *event_shape)`` into ``(rows, *event_shape)``.
 
     Returns ``(batch, alias)``; ``alias`` is True when ``batch`` is a view of the single
-    input (in-place updates of ``batch`` then reach the input directly).
+    input (in-place updates of ``batch`` then reach the input directly). ``uniform``:
+    whether all inputs have the same shape (checked when ``None``).
     """
     shape = (-1,) + tuple(event_shape)
     if len(ts) == 1:
         t = ts[0]
+        if t.dim() == len(event_shape) + 1:  # already (rows, *event_shape)
+            return t, True
         return t.reshape(shape), t.is_contiguous()
-    s0 = ts[0].shape
-    if all(t.shape == s0 for t in ts):  # one C call instead of a reshape per tensor
+    if uniform is None:
+        s0 = ts[0].shape
+        uniform = all(t.shape == s0 for t in ts)
+    if uniform:  # one C call instead of a reshape per tensor
         return torch.stack(ts).reshape(shape), False
     return torch.cat([t.reshape(shape) for t in ts]), False
 
 
-def scatter(dsts: Sequence[torch.Tensor], src: torch.Tensor, rows: Sequence[int], alias: bool = False) -> None:
+def scatter(
+    dsts: Sequence[torch.Tensor],
+    src: torch.Tensor,
+    rows: Sequence[int],
+    alias: bool = False,
+    uniform: Optional[bool] = None,
+) -> None:
     """Write the rows of ``src`` back into ``dsts`` (inverse of :func:`gather`); no-op for an alias."""
     if alias:
         return
     if len(dsts) == 1:
         d = dsts[0]
-        d.copy_(src.reshape(d.shape))
+        d.copy_(src if src.shape == d.shape else src.reshape(d.shape))
         return
     s0 = dsts[0].shape
-    if all(d.shape == s0 for d in dsts):
+    if uniform is None:
+        uniform = all(d.shape == s0 for d in dsts)
+    if uniform:
         parts = src.reshape((len(dsts),) + tuple(s0)).unbind(0)
     else:
         parts = [s.reshape(d.shape) for s, d in zip(torch.split(src, list(rows)), dsts)]

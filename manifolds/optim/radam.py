@@ -53,6 +53,14 @@ class RiemannianAdam(torch.optim.Optimizer):
     parallel transport on :class:`manifolds.Sphere`; geoopt uses ``retr_transp``, a
     projection on its spheres); ``state_dict()`` round-trips (tensor ``step``).
 
+    **Implementation.** :meth:`step` never reads a tensor on the host (no ``.item()``).
+    The optimizer mirrors the step counts it writes on the host; while a bucket's counts
+    are known and equal, the bias corrections are Python floats exactly as in torch,
+    otherwise (different counts, or ``step`` edited from outside) per-row factors are
+    computed on the device from the ``step`` tensors. Off flat space the update is
+    evaluated as ``(-lr sqrt(1-β2^t)/(1-β1^t)) m / (sqrt(v) + eps sqrt(1-β2^t))``, the
+    same value with one batched operation fewer.
+
     Args:
         params: iterable of parameters or param-group dicts. A
             ``geoopt.ManifoldParameter`` / ``ManifoldTensor`` of shape
@@ -194,16 +202,16 @@ class RiemannianAdam(torch.optim.Optimizer):
         amsgrad = group["amsgrad"]
         ev, rows, states = b.event_shape, b.rows, b.states
 
-        X, x_alias = C.gather(b.data, ev)
-        G, _ = C.gather(b.grads, ev)
-        M, m_alias = C.gather([s["exp_avg"] for s in states], ev)
+        X, x_alias = C.gather(b.data, ev, b.uniform)
+        G, _ = C.gather(b.grads, ev, b.uniform)
+        M, m_alias = C.gather([s["exp_avg"] for s in states], ev, b.uniform)
         vs = [s["exp_avg_sq"] for s in states]
         red = tuple(vs[0].shape[b.data[0].dim() - len(ev) :])  # per-point trailing shape of v
-        V, v_alias = C.gather(vs, red)
+        V, v_alias = C.gather(vs, red, b.uniform)
         Vmax = None
         if amsgrad:
             vmaxs = [s["max_exp_avg_sq"] for s in states]
-            Vmax, vmax_alias = C.gather(vmaxs, red)
+            Vmax, vmax_alias = C.gather(vmaxs, red, b.uniform)
 
         steps = [s["step"] for s in states]
         step = self._host_steps.increment(steps)
@@ -223,9 +231,9 @@ class RiemannianAdam(torch.optim.Optimizer):
             self._flat_update(group, b, X, x_alias, G, M, m_alias, V, Vmax, bc1, bc2_sqrt)
         else:
             self._riemannian_update(group, b, X, G, M, V, Vmax, bc1, bc2_sqrt, red)
-        C.scatter(vs, V, rows, v_alias)
+        C.scatter(vs, V, rows, v_alias, uniform=b.uniform)
         if amsgrad:
-            C.scatter(vmaxs, Vmax, rows, vmax_alias)
+            C.scatter(vmaxs, Vmax, rows, vmax_alias, uniform=b.uniform)
 
     @staticmethod
     def _flat_update(group, b, X, x_alias, G, M, m_alias, V, Vmax, bc1, bc2_sqrt) -> None:
@@ -249,8 +257,8 @@ class RiemannianAdam(torch.optim.Optimizer):
         if wd != 0 and decoupled:
             X.mul_(1 - lr * wd)
         X.add_(U)
-        C.scatter(b.data, X, b.rows, x_alias)
-        C.scatter([s["exp_avg"] for s in b.states], M, b.rows, m_alias)
+        C.scatter(b.data, X, b.rows, x_alias, uniform=b.uniform)
+        C.scatter([s["exp_avg"] for s in b.states], M, b.rows, m_alias, uniform=b.uniform)
 
     @staticmethod
     def _riemannian_update(group, b, X, G, M, V, Vmax, bc1, bc2_sqrt, red) -> None:
@@ -277,10 +285,11 @@ class RiemannianAdam(torch.optim.Optimizer):
         if wd != 0 and group["decoupled_weight_decay"]:
             U.add_(m.logmap(X, b.origin(X)), alpha=lr * wd)
         Xn, Mn = C.expmap_transp(m, X, U, M)
-        C.scatter(b.data, Xn, b.rows)
+        C.scatter(b.data, Xn, b.rows, uniform=b.uniform)
         if len(b.states) == 1 and Mn.is_contiguous():
             # one parameter: keep the transported momentum itself as the new state (no copy)
             st = b.states[0]
-            st["exp_avg"] = Mn.reshape(st["exp_avg"].shape)
+            shape = st["exp_avg"].shape
+            st["exp_avg"] = Mn if Mn.shape == shape else Mn.reshape(shape)
         else:
-            C.scatter([s["exp_avg"] for s in b.states], Mn, b.rows)
+            C.scatter([s["exp_avg"] for s in b.states], Mn, b.rows, uniform=b.uniform)

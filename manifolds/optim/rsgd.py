@@ -144,8 +144,8 @@ class RiemannianSGD(torch.optim.Optimizer):
         decoupled = group["decoupled_weight_decay"]
         m, ev, rows = b.manifold, b.event_shape, b.rows
 
-        X, x_alias = C.gather(b.data, ev)
-        G, _ = C.gather(b.grads, ev)
+        X, x_alias = C.gather(b.data, ev, b.uniform)
+        G, _ = C.gather(b.grads, ev, b.uniform)
         if group["maximize"]:
             G = -G
         if b.flat:
@@ -159,7 +159,7 @@ class RiemannianSGD(torch.optim.Optimizer):
         if mu != 0:
             if "momentum_buffer" in b.states[0]:  # the whole bucket has buffers (see tag)
                 bufs = [s["momentum_buffer"] for s in b.states]
-                B, b_alias = C.gather(bufs, ev)
+                B, b_alias = C.gather(bufs, ev, b.uniform)
                 B.mul_(mu).add_(R, alpha=1 - dampening)
             else:
                 B, b_alias = R.clone(), False
@@ -176,19 +176,24 @@ class RiemannianSGD(torch.optim.Optimizer):
             if wd != 0 and decoupled:
                 X.mul_(1 - lr * wd)
             X.add_(D, alpha=-lr)
-            C.scatter(b.data, X, rows, x_alias)
+            C.scatter(b.data, X, rows, x_alias, uniform=b.uniform)
             if B is not None:
-                C.scatter(bufs, B, rows, b_alias)
+                C.scatter(bufs, B, rows, b_alias, uniform=b.uniform)
             return
         U = D * (-lr)
         if wd != 0 and decoupled:
             U.add_(m.logmap(X, b.origin(X)), alpha=lr * wd)
         if B is None:
-            C.scatter(b.data, C.expmap(m, X, U), rows)
+            C.scatter(b.data, C.expmap(m, X, U), rows, uniform=b.uniform)
         else:
             Xn, Bn = C.expmap_transp(m, X, U, B)
-            C.scatter(b.data, Xn, rows)
-            C.scatter(bufs, Bn, rows)
+            C.scatter(b.data, Xn, rows, uniform=b.uniform)
+            if len(bufs) == 1 and Bn.is_contiguous():
+                # one parameter: keep the transported buffer itself as the new state (no copy)
+                shape = bufs[0].shape
+                b.states[0]["momentum_buffer"] = Bn if Bn.shape == shape else Bn.reshape(shape)
+            else:
+                C.scatter(bufs, Bn, rows, uniform=b.uniform)
 
 
 def _has_buffer(state: dict) -> bool:
