@@ -126,7 +126,8 @@ class Sphere(Manifold):
         degenerate = (nv < 8 * torch.finfo(dt).eps) & (theta > 0.5 * math.pi)
         nv_safe = torch.where(small | degenerate, torch.ones_like(nv), nv)
         theta2 = theta * theta
-        scale = torch.where(small, 1 + theta2 / 6 + 7 * theta2 * theta2 / 360, theta / nv_safe)
+        # θ / sin θ = 1 + θ²/6 + 7θ⁴/360 + ...; the θ⁴ term is below eps at these thresholds.
+        scale = torch.where(small, 1 + theta2 / 6, theta / nv_safe)
         # Antipode: any unit tangent direction is a minimising one. Take the axis e_0 or
         # e_1, whichever is less aligned with x (then |P_x e| >= 1/sqrt(2)): deterministic,
         # well conditioned, and cheap (no argmin / scatter).
