@@ -336,3 +336,33 @@ class HostSteps:
             if c != c0:
                 return None
         return c0 + 1.0
+
+
+def run_step(
+    optimizer: torch.optim.Optimizer,
+    closure: Optional[Callable[[], torch.Tensor]],
+    name: str,
+    update_bucket: Callable[[dict, "Bucket"], None],
+    tag: Optional[Callable[[dict], Hashable]] = None,
+):
+    """The common body of ``step()``: closure, bucketing, origin lookup, then the updates.
+
+    Every group is bucketed (and every weight-decay origin looked up, which may raise)
+    before any parameter is updated, so an error leaves the parameters untouched.
+    """
+    loss = None
+    if closure is not None:
+        with torch.enable_grad():
+            loss = closure()
+    plan = []
+    for group in optimizer.param_groups:
+        buckets = make_buckets(optimizer, group, name, tag=tag)
+        if group["weight_decay"] != 0:
+            for b in buckets:
+                b.origin = origin_fn(b.manifold)
+        plan.append((group, buckets))
+    for group, buckets in plan:
+        for b in buckets:
+            update_bucket(group, b)
+    return loss
+

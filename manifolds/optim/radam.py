@@ -166,21 +166,7 @@ class RiemannianAdam(torch.optim.Optimizer):
                 has no origin (checked for all groups before anything is updated).
             RuntimeError: a sparse gradient.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        plan = []
-        for group in self.param_groups:
-            buckets = C.make_buckets(self, group, "RiemannianAdam")
-            if group["weight_decay"] != 0:
-                for b in buckets:
-                    b.origin = C.origin_fn(b.manifold)
-            plan.append((group, buckets))
-        for group, buckets in plan:
-            for b in buckets:
-                self._update_bucket(group, b)
-        return loss
+        return C.run_step(self, closure, "RiemannianAdam", self._update_bucket)
 
     def _init_states(self, group: dict, b: C.Bucket) -> None:
         red = None

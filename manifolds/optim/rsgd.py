@@ -119,22 +119,8 @@ class RiemannianSGD(torch.optim.Optimizer):
                 has no origin (checked for all groups before anything is updated).
             RuntimeError: a sparse gradient.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        plan = []
-        for group in self.param_groups:
-            # Parameters with and without a momentum buffer yet go to separate buckets.
-            buckets = C.make_buckets(self, group, "RiemannianSGD", tag=_has_buffer)
-            if group["weight_decay"] != 0:
-                for b in buckets:
-                    b.origin = C.origin_fn(b.manifold)
-            plan.append((group, buckets))
-        for group, buckets in plan:
-            for b in buckets:
-                self._update_bucket(group, b)
-        return loss
+        # Parameters with and without a momentum buffer yet go to separate buckets.
+        return C.run_step(self, closure, "RiemannianSGD", self._update_bucket, tag=_has_buffer)
 
     def _update_bucket(self, group: dict, b: C.Bucket) -> None:
         lr = group["lr"]
