@@ -1,6 +1,6 @@
 """The ``manifold-rl`` command line.
 
-``manifold-rl lasa --manifold sphere --shape Sshape [--out runs/lasa] [--steps 3000] ...``
+``manifold-rl lasa --manifold sphere --shape Sshape [--out DIR] [--steps 5000] ...``
 runs the LASA flow-matching policy job (:mod:`manifold_rl.lasa_job`). Invalid
 arguments print argparse's message and exit with status 2.
 """
@@ -36,6 +36,16 @@ def _positive_float(s: str) -> float:
     return v
 
 
+def _nonneg_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
+    return v
+
+
 def _unit_interval(s: str) -> float:
     try:
         v = float(s)
@@ -62,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", required=True, choices=list(LASA_SHAPES) + ["all"], metavar="SHAPE",
                    help="LASA shape name, or 'all' for the 30 shapes. One of: " + ", ".join(LASA_SHAPES))
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/lasa-<manifold>-<shape>-<time>)")
-    p.add_argument("--steps", type=_positive_int, default=3000, help="training steps per policy (default 3000)")
+    p.add_argument("--steps", type=_positive_int, default=5000, help="training steps per policy (default 5000)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--lr", type=_positive_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -75,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-std", type=_positive_float, default=0.05, help="wrapped-normal base scale (rad)")
     p.add_argument("--method", choices=list(FIXED_STEP_METHODS) + ["dopri5"], default="euler", help="sampler")
     p.add_argument("--nfe-steps", type=_positive_int, default=10, help="integration steps per chunk")
+    p.add_argument("--obs-noise", type=_nonneg_float, default=0.02,
+                   help="training-time wrapped-normal noise on observed states (rad on S²; default 0.02, "
+                   "about one demonstration step), 0 = off")
     p.add_argument("--temperature", type=_unit_interval, default=0.0,
                    help="base-noise scale at inference in [0, 1]: 0 = deterministic flow from the base mean "
                    "(default), 1 = exact samples of the learned flow")
@@ -105,6 +118,7 @@ def _lasa(args) -> int:
         base_std=args.base_std,
         method=args.method,
         n_steps=args.nfe_steps,
+        obs_noise=args.obs_noise,
         temperature=args.temperature,
     )
     cfg = LasaJobConfig(

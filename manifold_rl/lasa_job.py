@@ -41,13 +41,15 @@ class LasaJobConfig:
     n_points: int = 200
     radius: float = math.pi / 3
     holdout: int = 6
-    steps: int = 3000
+    steps: int = 5000
     batch_size: int = 256
     lr: float = 1e-3
     seed: int = 0
     baseline: bool = True
     latency_threads: int = 1
-    policy: FlowMatchingPolicyConfig = field(default_factory=FlowMatchingPolicyConfig)
+    # The job's policy defaults (also the CLI's): observation noise of about one
+    # demonstration step (0.02 rad) against compounding errors, deterministic sampling.
+    policy: FlowMatchingPolicyConfig = field(default_factory=lambda: FlowMatchingPolicyConfig(obs_noise=0.02, temperature=0.0))
 
     def __post_init__(self):
         if self.manifold not in ("sphere", "euclidean"):

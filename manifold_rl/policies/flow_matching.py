@@ -32,6 +32,11 @@ class FlowMatchingPolicyConfig:
         base_std: scale of the wrapped normal, in the manifold's units (rad on the sphere).
         method: sampler (``"euler"``, ``"midpoint"``, ``"rk4"`` or a torchdiffeq method).
         n_steps: integration steps per chunk (NFE = n_steps for Euler).
+        obs_noise: scale (manifold units) of a wrapped-normal perturbation of every
+            observed state during training, 0 to disable. The targets stay the clean
+            demonstrated chunk, so the policy learns to steer back towards the
+            demonstrations from states it did not see (the noise-injection remedy for
+            compounding errors in behaviour cloning, Laskey et al., "DART", CoRL 2017).
         temperature: scale of the base noise at inference, in ``[0, 1]`` (wrapped-normal
             base only). 1 draws exact samples of the learned flow; smaller values give
             reduced-temperature samples (Kingma & Dhariwal, "Glow", NeurIPS 2018, §5):
@@ -48,6 +53,7 @@ class FlowMatchingPolicyConfig:
     base_std: float = 0.05
     method: str = "euler"
     n_steps: int = 10
+    obs_noise: float = 0.0
     temperature: float = 1.0
 
     def __post_init__(self):
@@ -59,6 +65,8 @@ class FlowMatchingPolicyConfig:
             raise ValueError(f"base must be 'wrapped_normal' or 'uniform', got {self.base!r}")
         if not self.base_std > 0:
             raise ValueError(f"base_std must be > 0, got {self.base_std!r}")
+        if not self.obs_noise >= 0:
+            raise ValueError(f"obs_noise must be >= 0, got {self.obs_noise!r}")
         if not 0.0 <= self.temperature <= 1.0:
             raise ValueError(f"temperature must be in [0, 1], got {self.temperature!r}")
 
@@ -183,6 +191,8 @@ class FlowMatchingPolicy(nn.Module):
         """
         self._check_obs(obs)
         with torch.no_grad():  # the regression target needs no gradient
+            if self.config.obs_noise > 0:
+                obs = self.manifold.wrapped_normal(obs, self.config.obs_noise, generator=generator)
             x1 = actions.flatten(-2)
             x0 = self.sample_base(obs, generator)
             t = torch.rand(x1.shape[:-1], dtype=x1.dtype, device=x1.device, generator=generator)

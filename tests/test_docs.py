@@ -1,0 +1,39 @@
+"""The README's usage example runs as written; importing the packages changes no global state."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_readme_usage_example_runs():
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks, "README has no python example"
+    code = blocks[0]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.strip().splitlines()
+    assert float(lines[1]) > 0.999  # the Rayleigh quotient converged to the top eigenvector
+    assert "torch.Size([200, 3])" in lines[-1]
+
+
+def test_import_changes_no_global_state():
+    code = """
+import os, torch
+before = (torch.get_default_dtype(), torch.get_num_threads(), dict(os.environ), torch.random.get_rng_state().clone())
+import manifolds, kernels, manifold_rl
+import manifolds.flow_matching, manifold_rl.policies, manifold_rl.data, manifold_rl.lasa_job, manifold_rl.cli
+after = (torch.get_default_dtype(), torch.get_num_threads(), dict(os.environ), torch.random.get_rng_state())
+assert before[0] == after[0] and before[1] == after[1], (before[:2], after[:2])
+assert before[2] == after[2], set(before[2].items()) ^ set(after[2].items())
+assert torch.equal(before[3], after[3])
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
