@@ -24,9 +24,10 @@ args = parser.parse_args()
 trajs, embedding = lasa_on_sphere(args.shape, n_points=200)  # (7, 200, 3)
 train, heldout = trajs[:6].float(), trajs[6]
 
-# 2. Policy: observation = 2 recent states, action = chunk of 8 future states on S²^8.
+# 2. Policy: observation = 2 recent states, action = chunk of 8 future states on (S²)^8;
+#    noisy observations in training, deterministic sampling at inference (as the CLI job).
 S2 = Sphere(2)
-policy = FlowMatchingPolicy(S2, FlowMatchingPolicyConfig(obs_horizon=2, action_horizon=8))
+policy = FlowMatchingPolicy(S2, FlowMatchingPolicyConfig(obs_horizon=2, action_horizon=8, obs_noise=0.02, temperature=0.0))
 obs, actions = make_chunk_dataset(train, obs_horizon=2, action_horizon=8)
 
 # 3. Train with Riemannian flow matching and RiemannianAdam (EMA weights are returned).

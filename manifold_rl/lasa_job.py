@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Tuple
 
 import torch
 
 from manifolds import Euclidean, Sphere
-from manifold_rl.data.lasa import LASA_SHAPES, lasa_in_plane, lasa_on_sphere, load_lasa
+from manifold_rl.data.lasa import lasa_in_plane, lasa_on_sphere, load_lasa
 from manifold_rl.metrics import dtw_path, final_goal_distance, jerkiness, off_manifold_drift
 from manifold_rl.plotting import plot_lasa_rollouts
 from manifold_rl.policies import FlowMatchingPolicy, FlowMatchingPolicyConfig, make_chunk_dataset
@@ -69,21 +67,19 @@ METRIC_COLUMNS = [
 ]
 
 
-def _evaluate(name, policy, manifold, demo, dt, project_to=None, threads=1, seed=0) -> (dict, torch.Tensor):
-    """Roll out from the demo's start and compute the metrics."""
+def _evaluate(policy, manifold, demo, dt, project_to=None, threads=1, seed=0) -> Tuple[dict, torch.Tensor]:
+    """Roll out from the demo's start and compute the metrics (distances on ``manifold``)."""
     policy.eval()
-    if project_to is not None:
-        policy.project_to = project_to
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)  # latency "per chunk on one CPU core"
     try:
         g = torch.Generator().manual_seed(seed)
         start = demo[0].to(next(policy.parameters()).dtype)
-        res = policy.rollout(start, demo.shape[0], project_output=project_to is not None, generator=g)
+        res = policy.rollout(start, demo.shape[0], project_to=project_to, generator=g)
     finally:
         torch.set_num_threads(old_threads)
     states = res.states.double()
-    dist = (project_to or manifold).dist
+    dist = manifold.dist
     d, path = dtw_path(states, demo, dist)
     lat = res.latencies_ms[1:] or res.latencies_ms  # the first call includes lazy initialisation
     metrics = {
@@ -99,7 +95,7 @@ def _evaluate(name, policy, manifold, demo, dt, project_to=None, threads=1, seed
     return metrics, states
 
 
-def _train(name, manifold, cfg: LasaJobConfig, obs, act, progress) -> (FlowMatchingPolicy, dict):
+def _train(name, manifold, cfg: LasaJobConfig, obs, act, progress) -> Tuple[FlowMatchingPolicy, dict]:
     with torch.random.fork_rng():  # reproducible init without changing the caller's RNG
         torch.manual_seed(cfg.seed)
         policy = FlowMatchingPolicy(manifold, cfg.policy)
@@ -149,7 +145,7 @@ def run_lasa_shape(shape: str, out_dir, cfg: LasaJobConfig, progress: bool = Tru
     results, rollouts, checkpoint = {}, {}, {"config": asdict(cfg), "shape": shape, "embedding_scale": emb.scale}
     for name, m, project_to in methods:
         policy, info = _train(name, m, cfg, obs, act, progress)
-        metrics, states = _evaluate(name, policy, manifold, heldout, dt, project_to, cfg.latency_threads, cfg.seed)
+        metrics, states = _evaluate(policy, manifold, heldout, dt, project_to, cfg.latency_threads, cfg.seed)
         metrics.update(info)
         results[name] = metrics
         rollouts[name] = states

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import List, Sequence
 
 import torch
@@ -104,8 +103,8 @@ class Product(Manifold):
         return x[..., start:stop].reshape(x.shape[:-1] + (count,) + tuple(m.event_shape))
 
     def _unblock(self, y: torch.Tensor, b) -> torch.Tensor:
-        m, count = b[0], b[1]
-        return y.reshape(y.shape[: y.dim() - 1 - len(m.event_shape)] + (-1,))
+        """``(*batch, count, *event_shape)`` -> flat ``(*batch, count · numel)``."""
+        return y.reshape(y.shape[: y.dim() - 1 - len(b[0].event_shape)] + (-1,))
 
     def _map(self, fn, *tensors) -> torch.Tensor:
         """Apply ``fn(manifold, *block_tensors)`` per block and concatenate the flat results."""

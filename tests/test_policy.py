@@ -1,6 +1,5 @@
 """FlowMatchingPolicy on R² and S²: shapes, errors, learning a simple demonstration set."""
 
-import math
 
 import pytest
 import torch

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from manifolds import Euclidean, Manifold, Product
+from manifolds import Manifold, Product
 from manifolds.flow_matching import GeodesicProbPath, ProjectToTangent, RiemannianODESolver, riemannian_fm_loss
 
 __all__ = ["FlowMatchingPolicyConfig", "FlowMatchingPolicy", "make_chunk_dataset", "RolloutResult"]
@@ -96,7 +96,7 @@ class RolloutResult:
 
     Attributes:
         states: ``(T, *event_shape)`` executed trajectory, starting with the start state.
-        raw_states: same, before any ``projx`` applied by ``project_output`` (equals
+        raw_states: same, before the ``projx`` of ``project_to`` (equals
             ``states`` when nothing was projected); used to measure off-manifold drift.
         latencies_ms: wall time of each chunk prediction in ms.
     """
@@ -236,7 +236,7 @@ class FlowMatchingPolicy(nn.Module):
         n_states: int,
         *,
         n_execute: Optional[int] = None,
-        project_output: bool = False,
+        project_to: Optional[Manifold] = None,
         generator=None,
     ) -> RolloutResult:
         """Receding-horizon rollout: predict a chunk, execute its first ``n_execute`` states, re-plan.
@@ -245,8 +245,9 @@ class FlowMatchingPolicy(nn.Module):
             start: ``(d,)`` start state (the observation history is padded with it).
             n_states: length of the returned trajectory, start included.
             n_execute: states executed per chunk (default ``H // 2``, RFMP's ``T_e = T_a / 2``).
-            project_output: map every predicted state with ``projx`` of ``project_to``
-                before executing it; used by the ambient baseline (set :attr:`project_to`).
+            project_to: if given, every predicted state is mapped with
+                ``project_to.projx`` before it is executed (the ambient baseline: a policy
+                in R³ whose outputs are normalised onto S²).
             generator: random generator for the base samples.
 
         Returns:
@@ -261,7 +262,6 @@ class FlowMatchingPolicy(nn.Module):
             raise ValueError(f"n_execute must be in [1, {c.action_horizon}], got {n_execute}")
         if n_states < 1:
             raise ValueError(f"n_states must be >= 1, got {n_states}")
-        proj = getattr(self, "project_to", None) if project_output else None
         states, raw = [start], [start]
         history = [start] * c.obs_horizon
         latencies = []
@@ -272,7 +272,7 @@ class FlowMatchingPolicy(nn.Module):
             latencies.append(1e3 * (time.perf_counter() - t0))
             for s in chunk[:n_execute]:
                 raw.append(s)
-                s = proj.projx(s) if proj is not None else s
+                s = project_to.projx(s) if project_to is not None else s
                 states.append(s)
                 history.append(s)
         return RolloutResult(torch.stack(states[:n_states]), torch.stack(raw[:n_states]), latencies)
