@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=_unit_interval, default=0.0,
                    help="base-noise scale at inference in [0, 1]: 0 = deterministic flow from the base mean "
                    "(default), 1 = exact samples of the learned flow")
+    p.add_argument("--temporal-ensemble", type=_nonneg_float, default=0.01, metavar="M",
+                   help="execute the weighted mean of all chunk predictions for each step, weights exp(-M i), "
+                   "i = 0 the oldest (ACT's temporal ensembling; default M = 0.01)")
+    p.add_argument("--no-temporal-ensemble", action="store_true",
+                   help="execute half of each predicted chunk, then re-plan (RFMP's receding horizon)")
     p.add_argument("--no-baseline", action="store_true", help="skip the ambient R³ baseline (sphere only)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -130,6 +135,7 @@ def _lasa(args) -> int:
         lr=args.lr,
         seed=args.seed,
         baseline=not args.no_baseline,
+        temporal_ensemble=None if args.no_temporal_ensemble else args.temporal_ensemble,
         policy=policy,
     )
     shapes = list(LASA_SHAPES) if args.shape == "all" else [args.shape]

@@ -17,7 +17,7 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -44,6 +44,7 @@ class LasaJobConfig:
     lr: float = 1e-3
     seed: int = 0
     baseline: bool = True
+    temporal_ensemble: Optional[float] = 0.01
     latency_threads: int = 1
     # The job's policy defaults (also the CLI's): observation noise of about one
     # demonstration step (0.02 rad) against compounding errors, deterministic sampling.
@@ -67,15 +68,15 @@ METRIC_COLUMNS = [
 ]
 
 
-def _evaluate(policy, manifold, demo, dt, project_to=None, threads=1, seed=0) -> Tuple[dict, torch.Tensor]:
+def _evaluate(policy, manifold, demo, dt, cfg: LasaJobConfig, project_to=None) -> Tuple[dict, torch.Tensor]:
     """Roll out from the demo's start and compute the metrics (distances on ``manifold``)."""
     policy.eval()
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)  # latency "per chunk on one CPU core"
+    torch.set_num_threads(cfg.latency_threads)  # latency "per chunk on one CPU core"
     try:
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(cfg.seed)
         start = demo[0].to(next(policy.parameters()).dtype)
-        res = policy.rollout(start, demo.shape[0], project_to=project_to, generator=g)
+        res = policy.rollout(start, demo.shape[0], temporal_ensemble=cfg.temporal_ensemble, project_to=project_to, generator=g)
     finally:
         torch.set_num_threads(old_threads)
     states = res.states.double()
@@ -145,7 +146,7 @@ def run_lasa_shape(shape: str, out_dir, cfg: LasaJobConfig, progress: bool = Tru
     results, rollouts, checkpoint = {}, {}, {"config": asdict(cfg), "shape": shape, "embedding_scale": emb.scale}
     for name, m, project_to in methods:
         policy, info = _train(name, m, cfg, obs, act, progress)
-        metrics, states = _evaluate(policy, manifold, heldout, dt, project_to, cfg.latency_threads, cfg.seed)
+        metrics, states = _evaluate(policy, manifold, heldout, dt, cfg, project_to)
         metrics.update(info)
         results[name] = metrics
         rollouts[name] = states

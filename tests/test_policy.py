@@ -88,3 +88,22 @@ def test_policy_learns_to_follow_demonstrations(manifold):
     assert float(manifold.dist(r.states[-1], target[-1])) < 0.05
     if isinstance(manifold, Sphere):
         assert float(((r.states.norm(dim=-1) - 1).abs()).max()) < 1e-5
+
+
+def test_temporal_ensemble_executes_weighted_frechet_mean():
+    """With temporal ensembling the executed state is the weighted mean of all predictions for that step."""
+    S = Sphere(2)
+    policy = FlowMatchingPolicy(S, FlowMatchingPolicyConfig(action_horizon=3, hidden=8, depth=1, n_steps=1, temperature=0.0))
+    start = S.random(3, dtype=torch.float32, generator=torch.Generator().manual_seed(0))
+    r = policy.rollout(start, 6, temporal_ensemble=0.5)
+    assert r.states.shape == (6, 3) and len(r.latencies_ms) == 5
+    assert S.check_point(r.states, atol=1e-5)[0]
+    # the mean of identical points is that point; of two points, it lies on their geodesic
+    p = S.random(2, 3, dtype=torch.float64)
+    w = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    policy64 = policy.double()
+    mean = policy64._weighted_mean(p, w)
+    torch.testing.assert_close(mean, S.geodesic(p[0], p[1], torch.tensor(0.75, dtype=torch.float64)), atol=1e-6, rtol=0)
+    torch.testing.assert_close(policy64._weighted_mean(p[:1].expand(3, 3), torch.ones(3, dtype=torch.float64) / 3), p[0])
+    with pytest.raises(ValueError, match="temporal_ensemble"):
+        policy.rollout(start, 4, temporal_ensemble=-1.0)
