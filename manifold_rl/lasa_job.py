@@ -28,7 +28,7 @@ from manifold_rl.plotting import plot_lasa_rollouts
 from manifold_rl.policies import FlowMatchingPolicy, FlowMatchingPolicyConfig, make_chunk_dataset
 from manifold_rl.training import train_policy
 
-__all__ = ["LasaJobConfig", "run_lasa_shape", "run_lasa", "METRIC_COLUMNS"]
+__all__ = ["LasaJobConfig", "run_lasa_shape", "run_lasa", "load_checkpoint", "METRIC_COLUMNS"]
 
 
 @dataclass
@@ -143,14 +143,15 @@ def run_lasa_shape(shape: str, out_dir, cfg: LasaJobConfig, progress: bool = Tru
     methods = [("RFM on S²" if cfg.manifold == "sphere" else "FM in R²", manifold, None)]
     if cfg.manifold == "sphere" and cfg.baseline:
         methods.append(("Euclidean FM in R³ + normalise", Euclidean(3), manifold))
-    results, rollouts, checkpoint = {}, {}, {"config": asdict(cfg), "shape": shape, "embedding_scale": emb.scale}
+    results, rollouts = {}, {}
+    checkpoint = {"config": asdict(cfg), "shape": shape, "embedding_scale": emb.scale, "policies": {}}
     for name, m, project_to in methods:
         policy, info = _train(name, m, cfg, obs, act, progress)
         metrics, states = _evaluate(policy, manifold, heldout, dt, cfg, project_to)
         metrics.update(info)
         results[name] = metrics
         rollouts[name] = states
-        checkpoint[name] = policy.state_dict()
+        checkpoint["policies"][name] = {"manifold": "sphere" if isinstance(m, Sphere) else f"euclidean{m.event_shape[0]}", "state_dict": policy.state_dict()}
     # References: the demonstrations themselves. A policy cannot be expected to match the
     # held-out demonstration better than the closest training demonstration does.
     dist = manifold.dist
@@ -209,3 +210,34 @@ def run_lasa(shapes: List[str], out_dir, cfg: LasaJobConfig, progress: bool = Tr
             (out / "summary.json").write_text(json.dumps(summary, indent=2))
             (out / "summary.md").write_text(metrics_table(summary))
     return summary
+
+
+def load_checkpoint(path) -> Dict[str, FlowMatchingPolicy]:
+    """Rebuild the trained policies of a run folder's ``checkpoint.pt``.
+
+    Args:
+        path: the ``checkpoint.pt`` file written by :func:`run_lasa_shape`.
+
+    Returns:
+        ``{method name: FlowMatchingPolicy}`` in eval mode (e.g. ``"RFM on S²"``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a checkpoint of this job.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ck, dict) or "policies" not in ck or "config" not in ck:
+        raise ValueError(f"{path} is not a manifold-rl LASA checkpoint (expected keys 'config' and 'policies')")
+    pcfg = FlowMatchingPolicyConfig(**ck["config"]["policy"])
+    out = {}
+    for name, entry in ck["policies"].items():
+        kind = entry["manifold"]
+        manifold = Sphere(2) if kind == "sphere" else Euclidean(int(kind[len("euclidean"):]))
+        policy = FlowMatchingPolicy(manifold, pcfg)
+        policy.load_state_dict(entry["state_dict"])
+        out[name] = policy.eval()
+    return out
+

@@ -5,9 +5,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from manifold_rl.cli import main
-from manifold_rl.lasa_job import LasaJobConfig, run_lasa
+from manifold_rl.lasa_job import LasaJobConfig, load_checkpoint, run_lasa
 from manifold_rl.policies import FlowMatchingPolicyConfig
 
 TINY = ["--steps", "15", "--batch-size", "32", "--n-points", "40", "--hidden", "16", "--depth", "1", "--nfe-steps", "2", "--quiet"]
@@ -29,6 +30,13 @@ def test_lasa_sphere_end_to_end(tmp_path):
     assert rfm["max_drift"] < 1e-5
     assert results["Euclidean FM in R³ + normalise"]["max_drift"] > rfm["max_drift"]
     assert data["meta"]["shape"] == "Angle"
+    # the checkpoint rebuilds both policies, which predict chunks on their manifolds
+    policies = load_checkpoint(out / "checkpoint.pt")
+    assert set(policies) == {"RFM on S²", "Euclidean FM in R³ + normalise"}
+    obs = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]])
+    assert policies["RFM on S²"].predict(obs).shape == (1, 8, 3)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
 
 
 @pytest.mark.slow
