@@ -23,9 +23,7 @@ def gaussian_kernel_matrix(manifold, x: torch.Tensor, y: torch.Tensor, bandwidth
     """
     if not bandwidth > 0:
         raise ValueError(f"bandwidth must be > 0, got {bandwidth!r}")
-    k = len(manifold.event_shape)
-    xi = x.reshape(x.shape[:1] + (1,) + x.shape[1:]) if k else x[:, None]
-    d = manifold.dist(xi, y.unsqueeze(0))
+    d = manifold.dist(x.unsqueeze(1), y.unsqueeze(0))
     return torch.exp(-0.5 * (d / bandwidth) ** 2)
 
 

@@ -204,12 +204,30 @@ class Manifold(geoopt.Manifold, metaclass=abc.ABCMeta):
         raise NotImplementedError(f"{type(self).__name__} has no base distribution")
 
     def random_normal_tangent(self, x: torch.Tensor, std=1.0, generator=None) -> torch.Tensor:
-        """Isotropic Gaussian tangent vector at ``x`` (ambient normal, projected with ``proju``)."""
+        """Isotropic Gaussian tangent vector at ``x`` (ambient normal, projected with ``proju``).
+
+        Args:
+            x: ``(*batch, *event_shape)`` base points.
+            std: scalar or ``(*batch,)`` standard deviation per tangent direction.
+
+        Returns:
+            ``(*batch, *event_shape)`` tangent vectors at ``x``. The projection of an
+            isotropic ambient Gaussian is isotropic in the tangent space when ``proju`` is
+            an orthogonal projection (Euclidean, Sphere and their products).
+        """
         noise = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
         return self.proju(x, self._expand_batch(std, x) * noise)
 
     def wrapped_normal(self, mean: torch.Tensor, std=1.0, generator=None) -> torch.Tensor:
-        """Sample ``expmap(mean, v)`` with ``v`` an isotropic tangent Gaussian of scale ``std`` (rad)."""
+        """Sample ``expmap(mean, v)``, ``v`` an isotropic tangent Gaussian of scale ``std``.
+
+        Args:
+            mean: ``(*batch, *event_shape)`` centre points.
+            std: scalar or ``(*batch,)``, in the manifold's distance units (rad on the sphere).
+
+        Returns:
+            ``(*batch, *event_shape)`` samples on the manifold.
+        """
         return self.expmap(mean, self.random_normal_tangent(mean, std, generator))
 
     # ------------------------------------------------------------------ helpers
