@@ -9,6 +9,7 @@ from .base import Manifold
 from .euclidean import Euclidean
 from .product import Product
 from .sphere import Sphere
+from .lie import SE3, SO3
 from .optim import RiemannianAdam, RiemannianSGD
 
-__all__ = ["Manifold", "Euclidean", "Sphere", "Product", "RiemannianAdam", "RiemannianSGD"]
+__all__ = ["Manifold", "Euclidean", "Sphere", "Product", "SO3", "SE3", "RiemannianAdam", "RiemannianSGD"]
