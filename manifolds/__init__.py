@@ -9,7 +9,17 @@ from .base import Manifold
 from .euclidean import Euclidean
 from .product import Product
 from .sphere import Sphere
+from .hyperbolic import Hyperboloid, PoincareBall
 from .lie import SE3, SO3
+from .spd import (
+    SPD,
+    AffineInvariantMetric,
+    BuresWassersteinMetric,
+    EuclideanMetric,
+    LogCholeskyMetric,
+    LogEuclideanMetric,
+    SPDMetric,
+)
 from .optim import RiemannianAdam, RiemannianSGD
 
-__all__ = ["Manifold", "Euclidean", "Sphere", "Product", "SO3", "SE3", "RiemannianAdam", "RiemannianSGD"]
+__all__ = ["Manifold", "Euclidean", "Sphere", "PoincareBall", "Hyperboloid", "Product", "SO3", "SE3", "SPD", "SPDMetric", "AffineInvariantMetric", "LogEuclideanMetric", "LogCholeskyMetric", "EuclideanMetric", "BuresWassersteinMetric", "RiemannianAdam", "RiemannianSGD"]
