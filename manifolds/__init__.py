@@ -9,6 +9,7 @@ from .base import Manifold
 from .euclidean import Euclidean
 from .product import Product
 from .sphere import Sphere
+from .torus import Torus
 from .hyperbolic import Hyperboloid, PoincareBall
 from .lie import SE3, SO3
 from .spd import (
@@ -21,5 +22,27 @@ from .spd import (
     SPDMetric,
 )
 from .optim import RiemannianAdam, RiemannianSGD
+from .stats import frechet_mean, frechet_variance
 
-__all__ = ["Manifold", "Euclidean", "Sphere", "PoincareBall", "Hyperboloid", "Product", "SO3", "SE3", "SPD", "SPDMetric", "AffineInvariantMetric", "LogEuclideanMetric", "LogCholeskyMetric", "EuclideanMetric", "BuresWassersteinMetric", "RiemannianAdam", "RiemannianSGD"]
+__all__ = [
+    "Manifold",
+    "Euclidean",
+    "Sphere",
+    "Torus",
+    "PoincareBall",
+    "Hyperboloid",
+    "Product",
+    "SO3",
+    "SE3",
+    "SPD",
+    "SPDMetric",
+    "AffineInvariantMetric",
+    "LogEuclideanMetric",
+    "LogCholeskyMetric",
+    "EuclideanMetric",
+    "BuresWassersteinMetric",
+    "RiemannianAdam",
+    "RiemannianSGD",
+    "frechet_mean",
+    "frechet_variance",
+]
