@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
-import time
 import warnings
 
 import geoopt
@@ -36,30 +34,7 @@ import torch
 
 from manifolds._linalg import aim_dist, sym, sym_invsqrtm, sym_logm
 
-
-def _median_ms(fns, repeats: int, warmup: int = 1):
-    """Median wall time in ms of each closure, run round-robin so load bursts hit all alike."""
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-    return [1e3 * statistics.median(ts) for ts in times]
-
-
-def _fwd_bwd(op, *inputs):
-    leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
-
-    def run():
-        for t in leaves:
-            t.grad = None
-        op(*leaves).sum().backward()
-
-    return run
+from _timing import fwd_bwd, median_ms  # benchmarks/_timing.py (scripts run from this folder)
 
 
 def _eigh_path(a, b):
@@ -106,14 +81,14 @@ def run(pairs: int, n: int, repeats: int):
             with torch.no_grad():
                 errs[name] = float((op(a, b).double() - ref).abs().max())
             fwd.append(torch.no_grad()(lambda op=op: op(a, b)))
-            bwd.append(_fwd_bwd(op, a, b))
+            bwd.append(fwd_bwd(op, a, b))
         an, bn = a.numpy(), b.numpy()
         out = np.asarray(gs.dist(an, bn))
         gs_name = "geomstats (numpy)" if out.dtype == an.dtype else f"geomstats (numpy, out {out.dtype})"
         errs[gs_name] = float(np.abs(out.astype(np.float64) - ref.numpy()).max())
         fwd.append(lambda: gs.dist(an, bn))
-        t_fwd = _median_ms(fwd, repeats)
-        t_bwd = _median_ms(bwd, repeats) + [None]
+        t_fwd = median_ms(fwd, repeats)
+        t_bwd = median_ms(bwd, repeats) + [None]
         res = {lib: (tf, tb, errs[lib]) for lib, tf, tb in zip(errs, t_fwd, t_bwd)}
         for lib, (tf, tb, err) in res.items():
             rows.append((dtype, lib, tf, tb, err, res["ours"]))

@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import statistics
-import time
 import warnings
 
 import geoopt
@@ -41,35 +39,7 @@ import torch
 
 from manifolds import Sphere
 
-
-def _median_ms(fns, repeats: int, warmup: int = 2):
-    """Median wall time in ms of each closure in ``fns``.
-
-    The closures are run round-robin (one run of each per repeat), so a burst of load
-    from other processes hits every library alike and the ratios stay meaningful.
-    """
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-    return [1e3 * statistics.median(ts) for ts in times]
-
-
-def _fwd_bwd(op, *inputs):
-    """A closure running ``op(*inputs).sum().backward()`` on fresh leaf copies."""
-    leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
-
-    def run():
-        for t in leaves:
-            t.grad = None
-        op(*leaves).sum().backward()
-
-    return run
+from _timing import fwd_bwd, median_ms  # benchmarks/_timing.py (scripts run from this folder)
 
 
 def make_inputs(n: int, d: int, seed: int = 0):
@@ -141,14 +111,14 @@ def run(n: int, d: int, repeats: int):
                 with torch.no_grad():
                     errs[lib] = float((fn(*args).double() - ref[op]).abs().max())
                 fwd.append(torch.no_grad()(lambda fn=fn, args=args: fn(*args)))
-                bwd.append(_fwd_bwd(fn, *args))
+                bwd.append(fwd_bwd(fn, *args))
             xn, yn, un = (t.numpy() for t in (x, y, u))
             out = np.asarray(gs_ops[op](xn, yn, un))
             gs_name = "geomstats" if out.dtype == xn.dtype else f"geomstats (out {out.dtype})"
             errs[gs_name] = float(np.abs(out.astype(np.float64) - ref[op].numpy()).max())
             fwd.append(lambda op=op, xn=xn, yn=yn, un=un: gs_ops[op](xn, yn, un))
-            t_fwd = _median_ms(fwd, repeats)
-            t_bwd = _median_ms(bwd, repeats) + [None]
+            t_fwd = median_ms(fwd, repeats)
+            t_bwd = median_ms(bwd, repeats) + [None]
             res = {lib: (tf, tb, errs[lib]) for lib, tf, tb in zip(errs, t_fwd, t_bwd)}
             for lib, (t_fwd, t_bwd, err) in res.items():
                 rows.append((op, dtype, lib, t_fwd, t_bwd, err, res["ours"]))
