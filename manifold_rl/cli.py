@@ -39,6 +39,7 @@ _unit_interval = _number(float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0)
 
 def build_parser() -> argparse.ArgumentParser:
     from manifold_rl.data.lasa import LASA_SHAPES
+    from manifold_rl.lasa_job import LasaJobConfig
     from manifolds.flow_matching import FIXED_STEP_METHODS
 
     parser = argparse.ArgumentParser(prog="manifold-rl", description="manifold-rl: Riemannian policies and generative models.")
@@ -53,28 +54,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", required=True, choices=list(LASA_SHAPES) + ["all"], metavar="SHAPE",
                    help="LASA shape name, or 'all' for the 30 shapes. One of: " + ", ".join(LASA_SHAPES))
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/lasa-<manifold>-<shape>-<time>)")
-    p.add_argument("--steps", type=_positive_int, default=5000, help="training steps per policy (default 5000)")
-    p.add_argument("--batch-size", type=_positive_int, default=256)
-    p.add_argument("--lr", type=_positive_float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-points", type=_positive_int, default=200, help="samples per demonstration (RFMP: 200)")
-    p.add_argument("--holdout", type=int, choices=range(7), default=6, metavar="{0..6}", help="held-out demonstration")
-    p.add_argument("--action-horizon", type=_positive_int, default=8, help="states per chunk (RFMP: 8)")
-    p.add_argument("--obs-horizon", type=_positive_int, default=2)
-    p.add_argument("--hidden", type=_positive_int, default=256)
-    p.add_argument("--depth", type=_positive_int, default=3)
-    p.add_argument("--base-std", type=_positive_float, default=0.05, help="wrapped-normal base scale (rad)")
-    p.add_argument("--method", choices=list(FIXED_STEP_METHODS) + ["dopri5"], default="euler", help="sampler")
-    p.add_argument("--nfe-steps", type=_positive_int, default=10, help="integration steps per chunk")
-    p.add_argument("--obs-noise", type=_nonneg_float, default=0.02,
-                   help="training-time wrapped-normal noise on observed states (rad on S²; default 0.02, "
+    # Defaults come from LasaJobConfig (and its policy config): one source of truth.
+    job = LasaJobConfig()
+    pol = job.policy
+    p.add_argument("--steps", type=_positive_int, default=job.steps, help=f"training steps per policy (default {job.steps})")
+    p.add_argument("--batch-size", type=_positive_int, default=job.batch_size)
+    p.add_argument("--lr", type=_positive_float, default=job.lr)
+    p.add_argument("--seed", type=int, default=job.seed)
+    p.add_argument("--n-points", type=_positive_int, default=job.n_points, help="samples per demonstration (RFMP: 200)")
+    p.add_argument("--holdout", type=int, choices=range(7), default=job.holdout, metavar="{0..6}", help="held-out demonstration")
+    p.add_argument("--action-horizon", type=_positive_int, default=pol.action_horizon, help="states per chunk (RFMP: 8)")
+    p.add_argument("--obs-horizon", type=_positive_int, default=pol.obs_horizon)
+    p.add_argument("--hidden", type=_positive_int, default=pol.hidden)
+    p.add_argument("--depth", type=_positive_int, default=pol.depth)
+    p.add_argument("--base-std", type=_positive_float, default=pol.base_std, help="wrapped-normal base scale (rad)")
+    p.add_argument("--method", choices=list(FIXED_STEP_METHODS) + ["dopri5"], default=pol.method, help="sampler")
+    p.add_argument("--nfe-steps", type=_positive_int, default=pol.n_steps, help="integration steps per chunk")
+    p.add_argument("--obs-noise", type=_nonneg_float, default=pol.obs_noise,
+                   help=f"training-time wrapped-normal noise on observed states (rad on S²; default {pol.obs_noise}, "
                    "about one demonstration step), 0 = off")
-    p.add_argument("--temperature", type=_unit_interval, default=0.0,
+    p.add_argument("--temperature", type=_unit_interval, default=pol.temperature,
                    help="base-noise scale at inference in [0, 1]: 0 = deterministic flow from the base mean "
-                   "(default), 1 = exact samples of the learned flow")
-    p.add_argument("--temporal-ensemble", type=_nonneg_float, default=0.01, metavar="M",
+                   f"(default {pol.temperature}), 1 = exact samples of the learned flow")
+    p.add_argument("--temporal-ensemble", type=_nonneg_float, default=job.temporal_ensemble, metavar="M",
                    help="execute the weighted mean of all chunk predictions for each step, weights exp(-M i), "
-                   "i = 0 the oldest (ACT's temporal ensembling; default M = 0.01)")
+                   f"i = 0 the oldest (ACT's temporal ensembling; default M = {job.temporal_ensemble})")
     p.add_argument("--no-temporal-ensemble", action="store_true",
                    help="execute half of each predicted chunk, then re-plan (RFMP's receding horizon)")
     p.add_argument("--no-baseline", action="store_true", help="skip the ambient R³ baseline (sphere only)")

@@ -100,8 +100,9 @@ def train_policy(
         opt.step()
         sched.step()
         ema.update_parameters(policy)
-        losses.append(float(loss.detach()))
-        if len(losses) % 100 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-100:]) / 100:.4f}")
+        losses.append(loss.detach())  # kept on the device: no host sync per step
+        if progress and len(losses) % 100 == 0:
+            bar.set_postfix(loss=f"{float(torch.stack(losses[-100:]).mean()):.4f}")
     bar.close()
+    losses = torch.stack(losses).tolist()
     return TrainResult(ema=ema, losses=losses, wall_time_s=time.perf_counter() - t0)

@@ -97,9 +97,6 @@ class Sphere(Manifold):
         """Great-circle distance in rad, ``2 atan2(|x - y|, |x + y|)``, in ``[0, π]``."""
         return 2 * torch.atan2(safe_norm(x - y, keepdim=keepdim), safe_norm(x + y, keepdim=keepdim))
 
-    def dist2(self, x, y, *, keepdim=False):
-        return self.dist(x, y, keepdim=keepdim) ** 2
-
     # ------------------------------------------------------------------ exp / log
     def expmap(self, x, u):
         """``cos(|u|) x + sinc(|u|) u``; ``u`` may be longer than π (wraps around)."""
