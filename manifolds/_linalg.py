@@ -194,29 +194,52 @@ def _clamp_ratio(lam: torch.Tensor, lam_c: torch.Tensor, floor: torch.Tensor) ->
 
 
 class _SymFuncm(torch.autograd.Function):
-    """``U diag(f(λ)) Uᵀ`` with the Daleckii–Krein backward. See :func:`sym_funcm`."""
+    """``U diag(f(λ)) Uᵀ`` with the Daleckii–Krein backward and forward-mode (jvp) rule.
+
+    See :func:`sym_funcm`. Written in the ``setup_context`` style so that ``torch.func``
+    transforms (``jvp``, ``vmap``, ``jacfwd``) work; the eigendecomposition is returned as extra,
+    non-differentiable outputs (dropped by :func:`sym_funcm`). The Fréchet derivative
+    ``D f_x[e] = U (F¹ ∘ Uᵀ e U) Uᵀ`` is Frobenius self-adjoint, so ``jvp`` and ``backward`` apply
+    the same Loewner matrix ``F¹``.
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x, f, f_prime, divided_difference, clamp_spd):
+    def forward(x, f, f_prime, divided_difference, clamp_spd):
         lam, u = torch.linalg.eigh(sym(x))
         if clamp_spd:
             floor = _spd_floor(lam)
             lam_c = torch.maximum(lam, floor)
         else:
-            floor, lam_c = None, lam
+            floor, lam_c = torch.zeros_like(lam[..., :1]), lam
         flam = f(lam_c)
         y = sym((u * flam.unsqueeze(-2)) @ u.mT)
+        return y, u, lam, lam_c, flam, floor
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, _, f_prime, divided_difference, clamp_spd = inputs
+        _, u, lam, lam_c, flam, floor = output
+        ctx.mark_non_differentiable(u, lam, lam_c, flam, floor)
         ctx.f_prime = f_prime
         ctx.divided_difference = divided_difference
         ctx.clamp_spd = clamp_spd
-        if clamp_spd:
-            ctx.save_for_backward(u, lam, lam_c, flam, floor)
-        else:
-            ctx.save_for_backward(u, lam, lam_c, flam)
-        return y
+        ctx.save_for_backward(u, lam, lam_c, flam, floor)
+        ctx.save_for_forward(u, lam, lam_c, flam, floor)
 
     @staticmethod
-    def backward(ctx, grad_y):
+    def _frechet(ctx, e):
+        """``U (F¹ ∘ Uᵀ sym(e) U) Uᵀ``: the derivative of ``f`` at ``x`` applied to ``e``."""
+        u, lam, lam_c, flam, floor = ctx.saved_tensors
+        loewner = _loewner(lam_c, flam, ctx.f_prime, ctx.divided_difference)
+        if ctx.clamp_spd:
+            loewner = loewner * _clamp_ratio(lam, lam_c, floor)
+        m = u.mT @ sym(e) @ u
+        return sym(u @ (loewner * m) @ u.mT)
+
+    @staticmethod
+    def backward(ctx, grad_y, *unused):
         # The saved eigendecomposition is not connected to x's graph: a graph built here would
         # silently miss the second-order terms, so refuse instead (grad mode is on in a
         # backward pass only under create_graph=True).
@@ -225,16 +248,12 @@ class _SymFuncm(torch.autograd.Function):
                 "sym_funcm and the sym_* matrix functions support first-order gradients only: "
                 "double backward (create_graph=True) through them is not implemented"
             )
-        if ctx.clamp_spd:
-            u, lam, lam_c, flam, floor = ctx.saved_tensors
-        else:
-            u, lam, lam_c, flam = ctx.saved_tensors
-        loewner = _loewner(lam_c, flam, ctx.f_prime, ctx.divided_difference)
-        if ctx.clamp_spd:
-            loewner = loewner * _clamp_ratio(lam, lam_c, floor)
-        m = u.mT @ sym(grad_y) @ u
-        grad_x = sym(u @ (loewner * m) @ u.mT)
-        return grad_x, None, None, None, None
+        return _SymFuncm._frechet(ctx, grad_y), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, x_t, *unused):
+        # the eigendecomposition outputs are non-differentiable: no tangent for them
+        return _SymFuncm._frechet(ctx, x_t), None, None, None, None, None
 
 
 # ---------------------------------------------------------------------------- public spectral functions
@@ -292,7 +311,7 @@ def sym_funcm(
         y = sym_funcm(x, torch.tanh, lambda l: 1 - torch.tanh(l) ** 2)
     """
     _check_square("sym_funcm", x)
-    return _SymFuncm.apply(x, f, f_prime, divided_difference, clamp_spd)
+    return _SymFuncm.apply(x, f, f_prime, divided_difference, clamp_spd)[0]
 
 
 def _rsqrt_prime(lam: torch.Tensor) -> torch.Tensor:
@@ -320,7 +339,7 @@ def sym_logm(x: torch.Tensor) -> torch.Tensor:
     ICCV 2015 (``LogEig`` backward); Brooks et al., NeurIPS 2019.
     """
     _check_square("sym_logm", x)
-    return _SymFuncm.apply(x, torch.log, torch.reciprocal, _dd_log, True)
+    return _SymFuncm.apply(x, torch.log, torch.reciprocal, _dd_log, True)[0]
 
 
 def sym_expm(x: torch.Tensor) -> torch.Tensor:
@@ -343,7 +362,7 @@ def sym_expm(x: torch.Tensor) -> torch.Tensor:
     ICCV 2015; Brooks et al., NeurIPS 2019.
     """
     _check_square("sym_expm", x)
-    return _SymFuncm.apply(x, torch.exp, torch.exp, _dd_exp, False)
+    return _SymFuncm.apply(x, torch.exp, torch.exp, _dd_exp, False)[0]
 
 
 def sym_sqrtm(x: torch.Tensor) -> torch.Tensor:
@@ -365,7 +384,7 @@ def sym_sqrtm(x: torch.Tensor) -> torch.Tensor:
     ICCV 2015; Brooks et al., NeurIPS 2019.
     """
     _check_square("sym_sqrtm", x)
-    return _SymFuncm.apply(x, torch.sqrt, lambda lam: 0.5 * torch.rsqrt(lam), _dd_sqrt, True)
+    return _SymFuncm.apply(x, torch.sqrt, lambda lam: 0.5 * torch.rsqrt(lam), _dd_sqrt, True)[0]
 
 
 def sym_invsqrtm(x: torch.Tensor) -> torch.Tensor:
@@ -388,7 +407,7 @@ def sym_invsqrtm(x: torch.Tensor) -> torch.Tensor:
     ICCV 2015; Brooks et al., NeurIPS 2019.
     """
     _check_square("sym_invsqrtm", x)
-    return _SymFuncm.apply(x, torch.rsqrt, _rsqrt_prime, _dd_invsqrt, True)
+    return _SymFuncm.apply(x, torch.rsqrt, _rsqrt_prime, _dd_invsqrt, True)[0]
 
 
 def sym_powm(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -426,7 +445,7 @@ def sym_powm(x: torch.Tensor, p: float) -> torch.Tensor:
     def f_prime(lam):
         return p * torch.pow(lam, p - 1.0)
 
-    return _SymFuncm.apply(x, f, f_prime, partial(_dd_pow, p=p), True)
+    return _SymFuncm.apply(x, f, f_prime, partial(_dd_pow, p=p), True)[0]
 
 
 # ---------------------------------------------------------------------------- eigenvalue-only paths

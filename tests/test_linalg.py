@@ -479,3 +479,25 @@ def test_aim_dist_float32():
     d32 = aim_dist(a.float(), b.float())
     assert d32.dtype == F32
     assert float((d32.double() - d64).abs().max()) < 1e-4
+
+
+# ---------------------------------------------------------------------------- forward mode / torch.func
+@pytest.mark.parametrize("fn", [la.sym_logm, la.sym_expm, la.sym_sqrtm, la.sym_invsqrtm, lambda a: la.sym_powm(a, 0.3)])
+def test_forward_mode_jvp_and_vmap(fn):
+    """torch.func.jvp gives the Daleckii–Krein Fréchet derivative (finite differences), also at
+    the identity and at a repeated eigenvalue; gradcheck's forward-AD check; vmap works."""
+    g = torch.Generator().manual_seed(7)
+    a = torch.randn(3, 3, dtype=torch.float64, generator=g)
+    x = a @ a.mT + 0.5 * torch.eye(3, dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=g))
+    rep = q @ torch.diag(torch.tensor([1.5, 1.5, 0.7], dtype=torch.float64)) @ q.mT
+    e = torch.randn(3, 3, dtype=torch.float64, generator=g)
+    e = e + e.mT
+    for p in (x, torch.eye(3, dtype=torch.float64), rep):
+        _, tangent = torch.func.jvp(fn, (p,), (e,))
+        h = 1e-6
+        fd = (fn(p + h * e) - fn(p - h * e)) / (2 * h)
+        torch.testing.assert_close(tangent, fd, atol=1e-7, rtol=1e-7)
+        assert gradcheck(fn, (p.clone().requires_grad_(),), check_forward_ad=True)
+    batch = torch.stack([x, rep])
+    torch.testing.assert_close(torch.func.vmap(fn)(batch), fn(batch))
