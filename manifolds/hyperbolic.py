@@ -1,12 +1,20 @@
-r"""Hyperbolic space of curvature −c in two models: the Poincaré ball and the hyperboloid.
+r"""Spaces of constant curvature κ in the κ-stereographic model, and hyperbolic space in the hyperboloid model.
 
-* :class:`PoincareBall` — the ball ``{x ∈ ℝᵈ : c|x|² < 1}`` with the conformal metric
-  ``g_x = λ_x² I``, ``λ_x = 2 / (1 − c|x|²)``, and its gyrovector-space structure
-  (Möbius addition, gyrations, Möbius scalar multiplication). Sources: A. Ungar,
-  *Analytic Hyperbolic Geometry and Albert Einstein's Special Theory of Relativity*
-  (2008), ch. 3 and 6; O. Ganea, G. Bécigneul & T. Hofmann, "Hyperbolic Neural Networks",
-  NeurIPS 2018, §2 (eq. (3)–(6), Lemma 2, Thm 4); O. Skopek, O.-E. Ganea & G. Bécigneul,
-  "Mixed-curvature Variational Autoencoders", ICLR 2020 (κ-stereographic model, κ = −c).
+* :class:`Stereographic` — the κ-stereographic model of the space of constant sectional
+  curvature κ (any sign) on ``𝔰ᵈ_κ = {x ∈ ℝᵈ : κ|x|² > −1}`` with the conformal metric
+  ``g_x = λ_x² I``, ``λ_x = 2 / (1 + κ|x|²)``, and its gyrovector-space structure
+  (Möbius addition, gyrations, Möbius scalar multiplication). κ < 0: the Poincaré ball of
+  radius ``1/√−κ``; κ = 0: Euclidean space ℝᵈ (with the metric ``4 I``, so that distances
+  are ``2|x − y|``); κ > 0: the stereographic projection of the sphere of radius ``1/√κ``
+  (all of ℝᵈ; the projection pole, the antipode of the origin, is the point at infinity).
+  Sources: G. Bachmann, G. Bécigneul & O.-E. Ganea, "Constant Curvature Graph Convolutional
+  Networks", ICML 2020, §2 (eq. (3)–(8)) and App. A–B; O. Skopek, O.-E. Ganea & G. Bécigneul,
+  "Mixed-curvature Variational Autoencoders", ICLR 2020, §2 and App. B; A. Ungar,
+  *Analytic Hyperbolic Geometry and Albert Einstein's Special Theory of Relativity* (2008),
+  ch. 3 and 6; O. Ganea, G. Bécigneul & T. Hofmann, "Hyperbolic Neural Networks",
+  NeurIPS 2018, §2 (eq. (3)–(6), Lemma 2).
+* :class:`PoincareBall` (``c = −κ > 0``) and :class:`SphereProjection` (``κ = c > 0``) are
+  :class:`Stereographic` with a curvature of fixed sign (softplus-parametrised when learnable).
 * :class:`Hyperboloid` — the Lorentz model ``{x ∈ ℝᵈ⁺¹ : ⟨x, x⟩_L = −1/c, x₀ > 0}``,
   ``⟨x, y⟩_L = −x₀y₀ + Σᵢ xᵢyᵢ``. Source: M. Nickel & D. Kiela, "Learning Continuous
   Hierarchies in the Lorentz Model of Hyperbolic Geometry", ICML 2018, §3.
@@ -14,26 +22,34 @@ r"""Hyperbolic space of curvature −c in two models: the Poincaré ball and the
 Both carry the wrapped normal at the origin as base distribution (Y. Nagano, S. Yamaguchi,
 Y. Fujita & M. Koyama, "A Wrapped Normal Distribution on Hyperbolic Space for
 Gradient-Based Learning", ICML 2019, eq. (7); E. Mathieu et al., "Continuous Hierarchical
-Representations with Poincaré Variational Auto-Encoders", NeurIPS 2019, App. B).
+Representations with Poincaré Variational Auto-Encoders", NeurIPS 2019, App. B); for κ > 0
+its radius is truncated at the cut locus (see :meth:`Stereographic.random`).
 
-**Numerics.** Distances use chord forms that stay accurate for close points in float32:
-``dist = 2/√c · asinh(√c ‖x − y‖ / …)`` with the difference ``x − y`` computed directly, never
-an ``arcosh`` / ``artanh`` of a quantity close to 1 (geoopt's ``Lorentz.dist`` floors in
-float32 because ``arcosh`` clamps its argument at ``1 + 1e-15`` in float64 only after a
-float32 inner product). Every ``f(t)/t`` factor (``tanh``, ``sinh``, ``asinh``, ``artanh``)
-is evaluated through a Taylor branch below a dtype-dependent threshold with the
-double-``where`` trick, so values and gradients are finite at ``x == y``, at ``u = 0``
-and at the origin. Nothing in the geometric verbs synchronises with the host.
+**Curvature-smooth special functions.** Every κ-dependent trigonometric function is written
+as ``f_κ(t) = t · F(κ t²)`` with ``F`` analytic in ``s = κt²``:
+``tan_κ(t)/t = tan(√s)/√s`` (s > 0), ``tanh(√−s)/√−s`` (s < 0), ``1 + s/3 + 2s²/15 + 17s³/315``
+(|s| small); ``arsin_κ(y)/y = atan2(√s, √(1 − s))/√s``, ``asinh(√−s)/√−s``,
+``1 + s/6 + 3s²/40 + 5s³/112``; ``artan_κ(y) = arsin_κ(y / √(1 + κy²))``. The three branches
+are joined with the double-``where`` trick below a dtype-dependent threshold, so values and
+gradients are finite and smooth through κ = 0 (also w.r.t. a learnable κ) and at the origin,
+and no Python ``if`` ever looks at a tensor value (geoopt's ``tan_k`` does ``if torch.all(...)``).
 
-Only negative curvature is supported (``c > 0``, i.e. κ = −c < 0): the positively curved
-stereographic model (κ > 0, geoopt's ``SphereProjection``) is not implemented here; use
-:class:`manifolds.Sphere`.
+**Numerics.** Distances use the chord form
+``d(x, y) = 2 arsin_κ(|x − y| / √((1 + κ|x|²)(1 + κ|y|²)))`` — equal to geoopt's
+``2 artan_κ(|(−x) ⊕ y|)`` (Bachmann et al. 2020, eq. (6)) — with the difference ``x − y``
+computed directly: accurate for close points in float32 and near the ball's boundary. For
+κ > 0 the denominator ``D = 1 + 2κ⟨x, y⟩ + κ²|x|²|y|²`` of Möbius addition, which vanishes at
+the antipode, is evaluated as the sum of squares
+``(κ|(1+κ|y|²)x + (1+κ|x|²)y|² + (1 − κ²|x|²|y|²)²) / ((1+κ|x|²)(1+κ|y|²))`` (the squared
+chord of the antipodal points on the sphere), so ``d → π/√κ`` at the antipode with an
+absolute error of a few ulps instead of √eps. Nothing in the geometric verbs synchronises
+with the host.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Hashable, Tuple, Union
+from typing import Hashable, Union
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +57,7 @@ import torch.nn.functional as F
 from ._numerics import dot, safe_norm, safe_sqrt
 from .base import Manifold
 
-__all__ = ["PoincareBall", "Hyperboloid"]
+__all__ = ["Stereographic", "PoincareBall", "SphereProjection", "Hyperboloid"]
 
 Scalar = Union[float, torch.Tensor]
 
@@ -50,8 +66,13 @@ _LOW = (torch.float16, torch.bfloat16, torch.float32)
 
 
 def _small_thr(dtype: torch.dtype) -> float:
-    """Below this argument the f(t)/t helpers use their Taylor series (error < eps)."""
+    """Below this argument ``t`` the f(t)/t helpers use their Taylor series (error < eps)."""
     return 1e-2 if dtype in _LOW else 1e-3
+
+
+def _small_s(dtype: torch.dtype) -> float:
+    """Below ``|s|`` (s = κt²) the curvature-smooth helpers use 4 Taylor terms (error ≲ eps)."""
+    return 1e-2 if dtype in _LOW else 1e-4
 
 
 def _boundary_margin(dtype: torch.dtype) -> float:
@@ -59,16 +80,13 @@ def _boundary_margin(dtype: torch.dtype) -> float:
     return 10.0 * torch.finfo(dtype).eps
 
 
+def _tiny(t: torch.Tensor) -> float:
+    return torch.finfo(t.dtype).tiny
+
+
 def _split_small(t: torch.Tensor):
     small = t.abs() < _small_thr(t.dtype)
     return small, torch.where(small, torch.ones_like(t), t)
-
-
-def _tanhc(t: torch.Tensor) -> torch.Tensor:
-    """``tanh(t) / t`` (1 at 0): Taylor ``1 − t²/3 + 2t⁴/15`` near 0."""
-    small, ts = _split_small(t)
-    t2 = t * t
-    return torch.where(small, 1 - t2 / 3 + 2 * t2 * t2 / 15, torch.tanh(ts) / ts)
 
 
 def _sinhc(t: torch.Tensor) -> torch.Tensor:
@@ -85,19 +103,6 @@ def _asinhc(t: torch.Tensor) -> torch.Tensor:
     return torch.where(small, 1 - t2 / 6 + 3 * t2 * t2 / 40, torch.asinh(ts) / ts)
 
 
-def _artanh_clamp(t: torch.Tensor) -> torch.Tensor:
-    """Clamp ``t`` into ``[0, 1 − margin]`` (margin = 10 ulps of 1 in the dtype)."""
-    return t.clamp(0.0, 1.0 - _boundary_margin(t.dtype))
-
-
-def _artanhc(t: torch.Tensor) -> torch.Tensor:
-    """``artanh(t) / t`` for ``t ∈ [0, 1)`` (1 at 0; ``t`` clamped below 1 by a dtype margin)."""
-    t = _artanh_clamp(t)
-    small, ts = _split_small(t)
-    t2 = t * t
-    return torch.where(small, 1 + t2 / 3 + t2 * t2 / 5, torch.atanh(ts) / ts)
-
-
 def _log_sinhc(t: torch.Tensor) -> torch.Tensor:
     """``log(sinh(t) / t)`` for ``t ≥ 0`` without overflow: ``t + log(−expm1(−2t)) − log(2t)``."""
     small, ts = _split_small(t)
@@ -106,14 +111,69 @@ def _log_sinhc(t: torch.Tensor) -> torch.Tensor:
     return torch.where(small, t2 / 6 - t2 * t2 / 180, big)
 
 
-def _positive_float(value, what: str) -> float:
+def _branches(s: torch.Tensor):
+    """``(pos, neg, s_pos, s_neg)``: masks ``s > thr`` / ``s < −thr`` and sanitised ``√|s|`` for each."""
+    thr = _small_s(s.dtype)
+    pos, neg = s > thr, s < -thr
+    one = torch.ones_like(s)
+    return pos, neg, torch.where(pos, s, one).sqrt(), torch.where(neg, -s, one).sqrt()
+
+
+def _tanc_k(s: torch.Tensor) -> torch.Tensor:
+    """``tan_κ(t) / t`` as a function of ``s = κt²``: ``tan(√s)/√s``, ``tanh(√−s)/√−s``, 1 at 0.
+
+    Bachmann et al. 2020, §2 (``tan_κ``); geoopt's ``tan_k_zero_taylor`` coefficients.
+    """
+    pos, neg, rp, rn = _branches(s)
+    taylor = 1 + s * (1 / 3 + s * (2 / 15 + s * (17 / 315)))
+    return torch.where(pos, torch.tan(rp) / rp, torch.where(neg, torch.tanh(rn) / rn, taylor))
+
+
+def _arsinc_k(s: torch.Tensor, om: torch.Tensor) -> torch.Tensor:
+    """``arsin_κ(y) / y`` as a function of ``s = κy²``, given ``om = 1 − s`` computed accurately.
+
+    ``atan2(√s, √(1 − s))/√s`` (s > 0, exact up to ``s = 1``), ``asinh(√−s)/√−s`` (s < 0),
+    Taylor ``1 + s/6 + 3s²/40 + 5s³/112`` near 0.
+    """
+    pos, neg, rp, rn = _branches(s)
+    omp = safe_sqrt(torch.where(pos, om, torch.ones_like(om)).clamp_min(0))
+    taylor = 1 + s * (1 / 6 + s * (3 / 40 + s * (5 / 112)))
+    return torch.where(pos, torch.atan2(rp, omp) / rp, torch.where(neg, torch.asinh(rn) / rn, taylor))
+
+
+def _artanc_k(s: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``artan_κ(y) / y`` for ``s = κy²`` and ``b = 1 + κy²`` (> 0): ``arsinc_κ(s/b, 1/b) / √b``."""
+    return _arsinc_k(s / b, 1 / b) / b.sqrt()
+
+
+def _finite_float(value, what: str) -> float:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{what} must be a scalar, got a tensor of shape {tuple(value.shape)}")
+        value = value.detach().cpu().reshape(()).item()
     try:
         v = float(value)
     except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a finite number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return v
+
+
+def _positive_float(value, what: str) -> float:
+    try:
+        v = _finite_float(value, what)
+    except ValueError:
         raise ValueError(f"{what} must be a positive finite number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
+    if v <= 0:
         raise ValueError(f"{what} must be a positive finite number, got {value!r}")
     return v
+
+
+def _param_dtype(value) -> torch.dtype:
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.dtype
+    return torch.get_default_dtype()
 
 
 def _check_dim(dim, cls: str) -> int:
@@ -122,108 +182,113 @@ def _check_dim(dim, cls: str) -> int:
     return dim
 
 
-# ====================================================================== Poincaré ball
-class PoincareBall(Manifold):
-    r"""The Poincaré ball of curvature −c (κ-stereographic model with κ = −c < 0).
+# ====================================================================== κ-stereographic model
+class Stereographic(Manifold):
+    r"""The κ-stereographic model of the ``d``-dimensional space of constant curvature κ (any sign).
 
-    Points are ``(*batch, d)`` vectors with ``c|x|² < 1``; tangent vectors are any
-    ``(*batch, d)`` vectors. Metric ``g_x = λ_x² I`` with the conformal factor
-    ``λ_x = 2 / (1 − c|x|²)`` (Ganea et al. 2018, §2.1).
+    Points are ``(*batch, d)`` vectors with ``1 + κ|x|² > 0`` (inside the ball of radius
+    ``1/√−κ`` for κ < 0, anywhere for κ ≥ 0); tangent vectors are any ``(*batch, d)`` vectors.
+    Metric ``g_x = λ_x² I``, ``λ_x = 2 / (1 + κ|x|²)`` (Bachmann et al. 2020, §2).
+    Below, ``tan_κ``, ``artan_κ``, ``arsin_κ`` are ``tan``/``artan``/``arsin`` of ``√κ t``
+    divided by ``√κ`` for κ > 0, the hyperbolic versions with ``√−κ`` for κ < 0 and the
+    identity for κ = 0 (smooth in κ; see the module docstring).
 
-    Gyrovector operations (Ungar 2008, Def. 3.40, eq. (3.178), Thm 3.13; Ganea et al.
-    2018, eq. (3), (4), Lemma 2, eq. (5)):
+    Gyrovector operations (Bachmann et al. 2020, eq. (3)–(5); Ungar 2008, Def. 3.40,
+    Thm 3.13; Ganea et al. 2018, eq. (3)–(5)):
 
-    * ``mobius_add(x, y) = ((1 + 2c⟨x,y⟩ + c|y|²) x + (1 − c|x|²) y) / (1 + 2c⟨x,y⟩ + c²|x|²|y|²)``
-      (alias ``gyro_add``), ``gyro_inv(x) = −x``;
-    * ``gyration(a, b, u) = ⊖(a ⊕ b) ⊕ (a ⊕ (b ⊕ u))`` in closed form (geoopt's
-      simplification, no nested Möbius additions);
-    * ``mobius_scalar_mul(r, x) = tanh(r artanh(√c|x|)) x / (√c|x|)`` (alias ``gyro_scalar_mul``);
-    * ``mobius_matvec(M, x) = tanh(|Mx|/|x| · artanh(√c|x|)) Mx / (√c|Mx|)``.
+    * ``gyro_add(x, y) = x ⊕ y = ((1 − 2κ⟨x,y⟩ − κ|y|²) x + (1 + κ|x|²) y) / (1 − 2κ⟨x,y⟩ + κ²|x|²|y|²)``
+      (alias ``mobius_add``), ``gyro_inv(x) = ⊖x = −x``, ``gyro_identity`` = 0;
+    * ``gyration(a, b, u) = gyr[a, b] u = ⊖(a ⊕ b) ⊕ (a ⊕ (b ⊕ u))`` in closed form;
+    * ``gyro_scalar_mul(r, x) = r ⊗ x = tan_κ(r artan_κ(|x|)) x / |x|`` (alias ``mobius_scalar_mul``);
+    * ``mobius_matvec(M, x) = tan_κ(|Mx|/|x| · artan_κ(|x|)) Mx / |Mx|``.
+
+    For κ > 0, ``⊕`` is defined except where its denominator vanishes (``y`` the antipode of
+    ``−x``, result at infinity; the denominator is clamped at the smallest normal number).
 
     Riemannian verbs:
 
-    * ``dist(x, y) = 2/√c · artanh(√c |(−x) ⊕ y|)``, evaluated as the equal chord form
-      ``2/√c · asinh(√c |x − y| / √((1 − c|x|²)(1 − c|y|²)))`` (from
-      ``cosh(√c d) = 1 + 2c|x − y|² / ((1 − c|x|²)(1 − c|y|²))``): relative accuracy of a
-      few ulps for close points and near the boundary, no ``artanh`` clamp needed.
-    * ``expmap(x, u) = x ⊕ tanh(√c λ_x |u| / 2) u / (√c|u|)``;
-      ``logmap(x, y) = 2/(√c λ_x) artanh(√c|w|) w/|w|``, ``w = (−x) ⊕ y`` (Ganea et al.
-      2018, Lemma 2), the numerator of ``w`` written ``(1 − c|x|²)(y − x) − c|x − y|² x``
-      (no cancellation) and ``artanh`` expressed through the chord form above.
-    * ``transp(x, y, v) = gyr[y, −x] v · λ_x / λ_y`` (Skopek et al. 2020, App. B.3.5).
-    * ``proju`` is the identity; ``egrad2rgrad(x, u) = u / λ_x²``;
-      ``projx`` clips to the radius ``(1 − 10 eps) / √c`` (eps of the dtype).
+    * ``dist(x, y) = 2 artan_κ(|(−x) ⊕ y|) = 2 arsin_κ(|x − y| / √((1 + κ|x|²)(1 + κ|y|²)))``
+      (Bachmann et al. 2020, eq. (6)); at most ``π/√κ`` for κ > 0.
+    * ``expmap(x, u) = x ⊕ tan_κ(λ_x|u|/2) u/|u|``;
+      ``logmap(x, y) = 2/λ_x artan_κ(|w|) w/|w|``, ``w = (−x) ⊕ y`` (Bachmann et al. 2020,
+      eq. (7)–(8)); for κ > 0 ``logmap`` and ``transp`` are undefined at the antipode of ``x``
+      (the cut locus), where they return finite vectors without meaning (and gradients that
+      may overflow); ``dist`` is ``π/√κ`` there with finite gradients.
+    * ``transp(x, y, v) = gyr[y, −x] v · λ_x / λ_y`` (Ungar 2008, Thm 3.13 / Skopek et al.
+      2020, App. B.3.5; Bachmann et al. 2020, App. B).
+    * ``proju`` is the identity; ``egrad2rgrad(x, u) = u / λ_x²``; ``projx`` clips ``|x|`` to
+      ``(1 − 10 eps)/√−κ`` for κ < 0 (eps of the dtype) and is the identity for κ ≥ 0.
 
-    Base distribution: the wrapped normal at the origin, ``x = expmap0(v)`` with
-    ``v ~ N(0, σ² I)`` in the Riemannian norm at 0 (Euclidean ``v = σ n / λ_0 = σ n / 2``).
-    Its log-density w.r.t. the Riemannian volume, ``r = dist(0, x)``, is
-    ``−d/2 log(2πσ²) − r²/(2σ²) − (d − 1) log(sinh(√c r) / (√c r))`` (Nagano et al.
-    2019, eq. (7); Mathieu et al. 2019, App. B).
+    Base distribution: the wrapped normal at the origin, ``x = expmap0(v/2)`` with
+    ``v ~ N(0, σ² I)`` (``v`` in the Riemannian norm at 0, where ``λ_0 = 2``). Its log-density
+    w.r.t. the Riemannian volume, ``r = dist0(x)``, is
+    ``−d/2 log(2πσ²) − r²/(2σ²) − (d − 1) log(sin_κ(r)/r)`` (Nagano et al. 2019, eq. (7);
+    Skopek et al. 2020, App. B.5). For κ > 0 the radius ``|v|`` is truncated to the cut
+    radius ``π/√κ`` (so that ``expmap0`` is a bijection and the density is exact), which adds
+    ``−log P(χ_d σ ≤ π/√κ)`` to the log-density.
 
     Args:
-        dim: dimension ``d`` of the ball.
-        c: curvature magnitude ``c > 0`` (sectional curvature −c). Default 1.
-        learnable: make ``c`` an ``nn.Parameter`` (softplus-parametrised, so it stays > 0).
+        dim: dimension ``d``.
+        k: sectional curvature κ (float or 0-dim tensor; any finite value). Default 0.
+        learnable: make κ an ``nn.Parameter`` ``raw_k`` (of ``k``'s dtype when ``k`` is a
+            floating tensor, else the default dtype); it may change sign during training.
         base_std: ``σ`` of the wrapped normal used by :meth:`random_base` / :meth:`base_log_prob`.
 
     Raises:
-        ValueError: ``dim`` not a positive int, ``c`` or ``base_std`` not a positive finite number.
+        ValueError: ``dim`` not a positive int, ``k`` not a finite number, ``base_std`` not a
+            positive finite number.
 
     Example:
-        >>> B = PoincareBall(2, c=1.0)
-        >>> x, y = B.random(2, 2, dtype=torch.float64)
-        >>> torch.allclose(B.expmap(x, B.logmap(x, y)), y)
+        >>> S = Stereographic(2, k=0.5)
+        >>> x, y = S.random(2, 2, dtype=torch.float64)
+        >>> torch.allclose(S.expmap(x, S.logmap(x, y)), y)
         True
     """
 
-    name = "PoincareBall"
+    name = "Stereographic"
     reversible = False
     ndim = 1
 
-    def __init__(self, dim: int = 2, c: float = 1.0, learnable: bool = False, base_std: float = 1.0):
+    def __init__(self, dim: int = 2, k: Scalar = 0.0, learnable: bool = False, base_std: float = 1.0):
         super().__init__()
-        self.dim = _check_dim(dim, "PoincareBall")
+        self.dim = _check_dim(dim, type(self).__name__)
         self.event_shape = (self.dim,)
-        c = _positive_float(c, "PoincareBall curvature magnitude c")
-        self.base_std = _positive_float(base_std, "PoincareBall base_std")
+        self.base_std = _positive_float(base_std, f"{type(self).__name__} base_std")
         self.learnable = bool(learnable)
-        if self.learnable:
-            # softplus⁻¹(c) = log(expm1(c))
-            self.raw_c = torch.nn.Parameter(torch.tensor(math.log(math.expm1(c)), dtype=torch.get_default_dtype()))
-        else:
-            self._c = c
+        self._init_curvature(k)
 
     # ------------------------------------------------------------------ curvature
-    @property
-    def c(self) -> Scalar:
-        """Curvature magnitude ``c`` (a float, or a 0-dim tensor when learnable)."""
-        return F.softplus(self.raw_c) if self.learnable else self._c
+    def _init_curvature(self, k) -> None:
+        kf = _finite_float(k, "Stereographic curvature k")
+        if self.learnable:
+            self.raw_k = torch.nn.Parameter(torch.tensor(kf, dtype=_param_dtype(k)))
+        else:
+            self._k = kf
 
     @property
     def k(self) -> Scalar:
-        """Sectional curvature κ = −c (geoopt's name)."""
-        return -self.c
+        """Sectional curvature κ (a float, or a 0-dim tensor when learnable)."""
+        return self.raw_k if self.learnable else self._k
 
-    def _cs(self, x: torch.Tensor) -> Tuple[Scalar, Scalar]:
-        """``(c, √c)`` as floats, or as tensors of ``x``'s dtype/device when learnable."""
+    def _kappa(self, x: torch.Tensor) -> torch.Tensor:
+        """κ as a 0-dim tensor of ``x``'s dtype and device (differentiable when learnable)."""
         if self.learnable:
-            c = F.softplus(self.raw_c).to(dtype=x.dtype, device=x.device)
-            return c, c.sqrt()
-        return self._c, math.sqrt(self._c)
+            return self.k.to(dtype=x.dtype, device=x.device)
+        return x.new_full((), self._k)
 
     def _key(self) -> Hashable:
         if self.learnable:
             return (type(self).__name__, self.event_shape, "learnable", id(self))
-        return (type(self).__name__, self.event_shape, self._c)
+        return (type(self).__name__, self.event_shape, self._k)
 
     # ------------------------------------------------------------------ checks
     def _check_point_on_manifold(self, x, *, atol=1e-5, rtol=0.0):
-        _, sc = self._cs(x)
-        r = sc * safe_norm(x)
-        if x.numel() and bool((r >= 1).any()):
+        k = self._kappa(x).detach()
+        b = 1 + k * dot(x, x)
+        if x.numel() and bool((b <= 0).any()):
             return False, (
-                f"points must lie inside the ball of radius 1/sqrt(c) = {1 / float(sc):.6g}: "
-                f"max sqrt(c)|x| = {float(r.max()):.6g} >= 1"
+                f"points must lie inside the ball of radius 1/sqrt(-k) = {1 / math.sqrt(-float(k)):.6g}: "
+                f"max sqrt(-k)|x| = {math.sqrt(float((-k * dot(x, x)).max())):.6g} >= 1"
             )
         return True, None
 
@@ -231,15 +296,28 @@ class PoincareBall(Manifold):
         return True, None  # every vector of ℝᵈ is tangent
 
     # ------------------------------------------------------------------ metric
-    def _one_minus_cx2(self, x: torch.Tensor, keepdim: bool = True) -> torch.Tensor:
-        """``1 − c|x|² = (1 − √c|x|)(1 + √c|x|)``, accurate near the boundary, clamped > 0."""
-        _, sc = self._cs(x)
-        r = sc * safe_norm(x, keepdim=keepdim)
-        return ((1 - r) * (1 + r)).clamp_min(torch.finfo(x.dtype).tiny)
+    def _conf(self, x: torch.Tensor, k: torch.Tensor, keepdim: bool = True) -> torch.Tensor:
+        """``1 + κ|x|² = 2/λ_x``, clamped at the smallest normal number (> 0)."""
+        return (1 + k * dot(x, x, keepdim)).clamp_min(_tiny(x))
+
+    def _den(self, k, a, b, ba, bb, n2):
+        """``D(a, b) = 1 + 2κ⟨a,b⟩ + κ²|a|²|b|²`` (≥ 0) given ``ba = 1+κ|a|²``, ``bb``, ``n2 = |a − b|²``.
+
+        κ ≤ 0: ``ba·bb − κ n2`` (a sum of positive terms); κ > 0: the sum of squares
+        ``(κ|bb·a + ba·b|² + (1 − κ²|a|²|b|²)²) / (ba·bb)``, accurate where ``D → 0``.
+        """
+        neg = ba * bb - k * n2
+        kpos = k > 0
+        kp = torch.where(kpos, k, torch.zeros_like(k))
+        p = torch.where(kpos, ba * bb, torch.ones_like(ba))
+        v = bb * a + ba * b
+        ab = kp * safe_norm(a, keepdim=True) * safe_norm(b, keepdim=True)
+        pos = (kp * dot(v, v, True) + ((1 - ab) * (1 + ab)) ** 2) / p
+        return torch.where(kpos, pos, neg).clamp_min(0)
 
     def lambda_x(self, x: torch.Tensor, *, keepdim: bool = False) -> torch.Tensor:
-        """Conformal factor ``λ_x = 2 / (1 − c|x|²)``; ``x: (*batch, d)`` → ``(*batch,)`` (or ``(*batch, 1)``)."""
-        return 2 / self._one_minus_cx2(x, keepdim=keepdim)
+        """Conformal factor ``λ_x = 2 / (1 + κ|x|²)``; ``x: (*batch, d)`` → ``(*batch,)`` (or ``(*batch, 1)``)."""
+        return 2 / self._conf(x, self._kappa(x), keepdim)
 
     def inner(self, x, u, v=None, *, keepdim=False):
         """``λ_x² ⟨u, v⟩``; ``x, u, v: (*batch, d)`` → ``(*batch,)``."""
@@ -256,39 +334,42 @@ class PoincareBall(Manifold):
         return u
 
     def egrad2rgrad(self, x, u):
-        """Riemannian gradient ``u / λ_x² = u (1 − c|x|²)² / 4``."""
-        b = self._one_minus_cx2(x)
+        """Riemannian gradient ``u / λ_x² = u (1 + κ|x|²)² / 4``."""
+        b = self._conf(x, self._kappa(x))
         return u * (0.25 * b * b)
 
     def projx(self, x):
-        """Clip ``|x|`` to ``(1 − 10 eps) / √c`` (eps of the dtype); points inside are unchanged."""
-        _, sc = self._cs(x)
-        n = safe_norm(x, keepdim=True)
-        maxn = (1 - _boundary_margin(x.dtype)) / sc
-        scale = torch.where(n > maxn, maxn / n.clamp_min(torch.finfo(x.dtype).tiny), torch.ones_like(n))
-        return x * scale
+        """κ < 0: clip ``|x|`` to ``(1 − 10 eps)/√−κ`` (eps of the dtype); κ ≥ 0: identity."""
+        k = self._kappa(x)
+        s = -k * dot(x, x, True)
+        m = 1 - _boundary_margin(x.dtype)
+        out = s > m * m
+        ss = torch.where(out, s, torch.ones_like(s))
+        return x * torch.where(out, m / ss.sqrt(), torch.ones_like(s))
 
     def origin_point(self, x: torch.Tensor) -> torch.Tensor:
-        """The centre ``0`` of the ball, shaped like ``x`` (used by the optimizers' weight decay)."""
+        """The origin ``0`` (the gyrogroup identity), shaped like ``x``."""
         return torch.zeros_like(x)
 
     # ------------------------------------------------------------------ gyrovector space
+    def gyro_identity(self, like: torch.Tensor) -> torch.Tensor:
+        """Identity element of ``⊕``: the origin, shaped like ``like``."""
+        return torch.zeros_like(like)
+
     def mobius_add(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Möbius addition ``x ⊕ y`` (Ungar 2008, eq. (3.178); Ganea et al. 2018, eq. (3)).
+        """Möbius addition ``x ⊕ y`` (Bachmann et al. 2020, eq. (3); Ungar 2008, eq. (3.178)).
 
         ``x, y: (*batch, d)`` → ``(*batch, d)``. Not commutative, not associative
         (gyrocommutative, gyroassociative).
         """
-        c, _ = self._cs(x)
-        # With s = x + y: 1 + 2c⟨x,y⟩ + c|y|² = (1 − c|x|²) + c|s|² and
-        # 1 + 2c⟨x,y⟩ + c²|x|²|y|² = (1 − c|x|²)(1 − c|y|²) + c|s|²: no cancellation
-        # near the boundary or for y ≈ −x.
+        k = self._kappa(x)
+        # With s = x + y: 1 − 2κ⟨x,y⟩ − κ|y|² = (1 + κ|x|²) − κ|s|², and the denominator is
+        # D(−x, y) with |(−x) − y|² = |s|²: no cancellation near the boundary or for y ≈ −x.
         s = x + y
         s2 = dot(s, s, True)
-        bx = self._one_minus_cx2(x)
-        num = bx * s + (c * s2) * x
-        den = bx * self._one_minus_cx2(y) + c * s2
-        return num / den
+        bx, by = self._conf(x, k), self._conf(y, k)
+        num = bx * s - (k * s2) * x
+        return num / self._den(k, -x, y, bx, by, s2).clamp_min(_tiny(x))
 
     gyro_add = mobius_add
 
@@ -304,148 +385,173 @@ class PoincareBall(Manifold):
         """Gyration ``gyr[a, b] u = ⊖(a ⊕ b) ⊕ (a ⊕ (b ⊕ u))`` (Ungar 2008, Thm 3.13), closed form.
 
         ``a, b, u: (*batch, d)`` → ``(*batch, d)``. A linear isometry in ``u`` (of the
-        Euclidean norm); ``gyr[a, b] = I`` when ``a`` or ``b`` is 0.
+        Euclidean norm); ``gyr[a, b] = I`` when ``a`` or ``b`` is 0 or κ = 0.
         """
-        c, _ = self._cs(a)
+        k = self._kappa(a)
         # geoopt's closed form (Skopek et al. 2020, App. B) rewritten with s = a + b so that it
         # stays accurate for b ≈ −a near the boundary (the case of ``transp``):
         # gyr[a, b] u = u + 2 (P a + Q s) / D with
-        #   P = c (1 − c|b|²) ⟨s,u⟩ + c² ⟨b,u⟩ |s|²,  Q = −c ((1 − c|a|²) ⟨a,u⟩ + c |a|² ⟨s,u⟩),
-        #   D = (1 − c|a|²)(1 − c|b|²) + c|s|²  (= 1 + 2c⟨a,b⟩ + c²|a|²|b|²).
+        #   P = −κ (1 + κ|b|²) ⟨s,u⟩ + κ² ⟨b,u⟩ |s|²,  Q = κ ((1 + κ|a|²) ⟨a,u⟩ − κ |a|² ⟨s,u⟩),
+        #   D = 1 − 2κ⟨a,b⟩ + κ²|a|²|b|².
         s = a + b
         s2 = dot(s, s, True)
         su = dot(s, u, True)
         au = dot(a, u, True)
         bu = dot(b, u, True)
-        ba = self._one_minus_cx2(a)
-        bb = self._one_minus_cx2(b)
-        p = c * bb * su + (c * c) * bu * s2
-        q = -c * (ba * au + c * dot(a, a, True) * su)
-        d = ba * bb + c * s2
+        ba, bb = self._conf(a, k), self._conf(b, k)
+        p = -k * bb * su + (k * k) * bu * s2
+        q = k * (ba * au - k * dot(a, a, True) * su)
+        d = self._den(k, -a, b, ba, bb, s2).clamp_min(_tiny(a))
         return u + 2 * (p * a + q * s) / d
 
+    def _artanc(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """``artan_κ(|x|) / |x|`` with a trailing singleton dimension (1 at 0)."""
+        return _artanc_k(k * dot(x, x, True), self._conf(x, k))
+
     def mobius_scalar_mul(self, r: Scalar, x: torch.Tensor) -> torch.Tensor:
-        """Möbius scalar multiplication ``r ⊗ x = tanh(r artanh(√c|x|)) x / (√c|x|)`` (Ganea et al. 2018, eq. (4)).
+        """Möbius scalar multiplication ``r ⊗ x = tan_κ(r artan_κ(|x|)) x / |x|`` (Bachmann et al. 2020, eq. (4)).
 
         Args:
             r: scalar or tensor broadcastable to ``(*batch, 1)``.
             x: ``(*batch, d)`` points.
 
         Returns:
-            ``(*batch, d)``, evaluated as ``r tanhc(r a) artanhc(√c|x|) x`` with
-            ``a = artanh(√c|x|)`` so that ``x = 0`` gives 0 with finite gradients.
+            ``(*batch, d)``, evaluated as ``r tanc_κ(r a) (a/|x|) x`` with ``a = artan_κ(|x|)``
+            so that ``x = 0`` gives 0 with finite gradients.
         """
-        _, sc = self._cs(x)
-        t = sc * safe_norm(x, keepdim=True)
-        ac = _artanhc(t)
-        return r * _tanhc(r * t * ac) * ac * x
+        k = self._kappa(x)
+        ac = self._artanc(x, k)
+        ra = r * ac
+        return r * _tanc_k(k * ra * ra * dot(x, x, True)) * ac * x
 
     gyro_scalar_mul = mobius_scalar_mul
 
     def mobius_matvec(self, m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Möbius matrix-vector product ``M ⊗ x = tanh(|Mx|/|x| artanh(√c|x|)) Mx / (√c|Mx|)`` (Ganea et al. 2018, eq. (5)).
+        """Möbius matrix-vector product ``M ⊗ x = tan_κ(|Mx|/|x| artan_κ(|x|)) Mx / |Mx|`` (Ganea et al. 2018, eq. (5)).
 
         Args:
             m: ``(*batch, n, d)`` matrix (``(n, d)`` broadcasts over the batch).
             x: ``(*batch, d)`` points.
 
         Returns:
-            ``(*batch, n)`` points of the n-dimensional ball of the same curvature; 0 when
+            ``(*batch, n)`` points of the n-dimensional space of the same curvature; 0 when
             ``Mx = 0`` (finite gradients there).
         """
-        _, sc = self._cs(x)
+        k = self._kappa(x)
         mx = (m @ x.unsqueeze(-1)).squeeze(-1)
-        t = sc * safe_norm(x, keepdim=True)
-        ac = _artanhc(t)
-        return _tanhc(sc * safe_norm(mx, keepdim=True) * ac) * ac * mx
+        ac = self._artanc(x, k)
+        return _tanc_k(k * ac * ac * dot(mx, mx, True)) * ac * mx
 
     # ------------------------------------------------------------------ distance, exp, log
-    def _chord(self, x, y, keepdim=True):
-        """``(z, |x−y|, num, den, Bx, By)`` shared by :meth:`dist` and :meth:`logmap`."""
-        c, sc = self._cs(x)
+    def _chord(self, x, y):
+        """``(h, |x−y|, x−y, Bx, By, D, κ)`` shared by :meth:`dist` and :meth:`logmap` (keepdim)."""
+        k = self._kappa(x)
         diff = y - x
-        dn = safe_norm(diff, keepdim=keepdim)
-        bx = self._one_minus_cx2(x, keepdim=keepdim)
-        by = self._one_minus_cx2(y, keepdim=keepdim)
-        z = sc * dn / (bx * by).sqrt()
-        return z, dn, diff, bx, by
+        n2 = dot(diff, diff, True)
+        bx, by = self._conf(x, k), self._conf(y, k)
+        p = bx * by
+        d = self._den(k, x, y, bx, by, n2)
+        h = _arsinc_k(k * n2 / p, d / p)  # arsin_κ(z)/z, z = |x − y|/√p
+        return h, safe_norm(diff, keepdim=True), diff, bx, by, d, k
 
     def dist(self, x, y, *, keepdim=False):
-        """Geodesic distance ``2/√c · asinh(√c|x − y| / √((1 − c|x|²)(1 − c|y|²)))``; ``(*batch,)``.
+        """Geodesic distance ``2 arsin_κ(|x − y| / √((1 + κ|x|²)(1 + κ|y|²)))``; ``(*batch,)``.
 
-        Equal to ``2/√c artanh(√c|(−x) ⊕ y|)`` (Ganea et al. 2018, eq. (6)); finite value
-        and gradient at ``x == y`` (the zero subgradient).
+        Equal to ``2 artan_κ(|(−x) ⊕ y|)`` (Bachmann et al. 2020, eq. (6)); finite value and
+        gradient at ``x == y`` (the zero subgradient); ``π/√κ`` at the antipode for κ > 0.
         """
-        _, sc = self._cs(x)
-        z = self._chord(x, y, keepdim)[0]
-        return 2 * torch.asinh(z) / sc
+        h, n, _, bx, by, _, _ = self._chord(x, y)
+        out = 2 * n * h / (bx * by).sqrt()
+        return out if keepdim else out.squeeze(-1)
 
     def dist0(self, x, *, keepdim=False):
-        """``dist(0, x) = 2/√c · asinh(√c|x| / √(1 − c|x|²))``; ``(*batch,)``."""
-        _, sc = self._cs(x)
-        z = sc * safe_norm(x, keepdim=keepdim) / self._one_minus_cx2(x, keepdim=keepdim).sqrt()
-        return 2 * torch.asinh(z) / sc
+        """``dist(0, x) = 2 artan_κ(|x|)``; ``(*batch,)``."""
+        k = self._kappa(x)
+        out = 2 * safe_norm(x, keepdim=True) * self._artanc(x, k)
+        return out if keepdim else out.squeeze(-1)
 
     def expmap(self, x, u):
-        """``x ⊕ tanh(√c λ_x|u|/2) u/(√c|u|)`` (Ganea et al. 2018, Lemma 2), projected into the ball.
+        """``x ⊕ tan_κ(λ_x|u|/2) u/|u|`` (Bachmann et al. 2020, eq. (7)), then :meth:`projx`.
 
         ``x, u: (*batch, d)`` → ``(*batch, d)``; ``u = 0`` gives ``x``.
         """
-        _, sc = self._cs(x)
-        lam = self.lambda_x(x, keepdim=True)
-        half = 0.5 * lam * u
-        s = sc * safe_norm(half, keepdim=True)
-        return self.projx(self.mobius_add(x, _tanhc(s) * half))
+        k = self._kappa(x)
+        half = u / self._conf(x, k)  # λ_x u / 2
+        return self.projx(self.mobius_add(x, _tanc_k(k * dot(half, half, True)) * half))
 
     def logmap(self, x, y):
-        """Tangent vector at ``x`` of Riemannian length ``dist(x, y)`` pointing to ``y`` (Ganea et al. 2018, Lemma 2).
+        """Tangent vector at ``x`` of Riemannian length ``dist(x, y)`` pointing to ``y`` (Bachmann et al. 2020, eq. (8)).
 
         ``x, y: (*batch, d)`` → ``(*batch, d)``. Evaluated as
-        ``asinhc(z) √((1−c|x|²)/(1−c|y|²)) num / √den`` with ``num = (1 − c|x|²)(y − x) − c|x−y|² x``
-        (the numerator of ``(−x) ⊕ y``) and ``den = (1−c|x|²)(1−c|y|²) + c|x−y|²``: no
-        cancellation for close points, 0 with finite gradients at ``x == y``.
+        ``arsinc_κ · √((1+κ|x|²)/(1+κ|y|²)) · num / √D`` with ``num = (1 + κ|x|²)(y − x) + κ|x−y|² x``
+        (the numerator of ``(−x) ⊕ y``) and ``D = 1 + 2κ⟨x,y⟩ + κ²|x|²|y|²``: no cancellation
+        for close points, 0 with finite gradients at ``x == y``.
         """
-        c, _ = self._cs(x)
-        z, dn, diff, bx, by = self._chord(x, y, True)
-        num = bx * diff - (c * dn * dn) * x
-        den = bx * by + c * dn * dn
-        return _asinhc(z) * (bx / by).sqrt() * num / den.sqrt()
+        h, n, diff, bx, by, d, k = self._chord(x, y)
+        num = bx * diff + (k * n * n) * x
+        return h * (bx / by).sqrt() * num / d.clamp_min(_tiny(x)).sqrt()
 
     def expmap0(self, u):
-        """``expmap(0, u) = tanh(√c|u|) u / (√c|u|)``; ``(*batch, d)``."""
-        _, sc = self._cs(u)
-        return self.projx(_tanhc(sc * safe_norm(u, keepdim=True)) * u)
+        """``expmap(0, u) = tan_κ(|u|) u / |u|``; ``(*batch, d)``."""
+        k = self._kappa(u)
+        return self.projx(_tanc_k(k * dot(u, u, True)) * u)
 
     def logmap0(self, y):
-        """``logmap(0, y) = artanh(√c|y|) y / (√c|y|)``; ``(*batch, d)``."""
-        _, sc = self._cs(y)
-        t = sc * safe_norm(y, keepdim=True)
-        root = ((1 - t) * (1 + t)).clamp_min(torch.finfo(y.dtype).tiny).sqrt()
-        # artanh(t)/t = asinh(z)/z · z/t with z = t/√(1−t²): accurate up to the boundary
-        return _asinhc(t / root) * y / root
+        """``logmap(0, y) = artan_κ(|y|) y / |y|``; ``(*batch, d)``."""
+        return self._artanc(y, self._kappa(y)) * y
 
     # ------------------------------------------------------------------ transport
     def transp(self, x, y, v):
         """Parallel transport ``gyr[y, −x] v · λ_x / λ_y`` along the geodesic from ``x`` to ``y``.
 
-        ``x, y, v: (*batch, d)`` → ``(*batch, d)`` (Skopek et al. 2020, App. B.3.5; geoopt's
-        ``PoincareBall.transp``). Preserves ``inner``.
+        ``x, y, v: (*batch, d)`` → ``(*batch, d)`` (Skopek et al. 2020, App. B.3.5; Bachmann
+        et al. 2020, App. B; geoopt's ``Stereographic.transp``). Preserves ``inner``.
+        Undefined at the antipode (κ > 0).
         """
-        return self.gyration(y, -x, v) * (self._one_minus_cx2(y) / self._one_minus_cx2(x))
+        k = self._kappa(x)
+        return self.gyration(y, -x, v) * (self._conf(y, k) / self._conf(x, k))
 
     def transp0(self, y, v):
-        """Transport from the origin: ``v · λ_0 / λ_y = v (1 − c|y|²)``."""
-        return v * self._one_minus_cx2(y)
+        """Transport from the origin: ``v · λ_0 / λ_y = v (1 + κ|y|²)``."""
+        return v * self._conf(y, self._kappa(y))
 
     def transp_follow_expmap(self, x, u, v):
         return self.transp(x, self.expmap(x, u), v)
 
     # ------------------------------------------------------------------ sampling
     def random(self, *size, dtype=None, device=None, generator=None, std: float = 1.0):
-        """Wrapped normal at the origin of Riemannian scale ``std``; ``size`` is the full shape ``(..., d)``."""
+        """Wrapped normal at the origin of Riemannian scale ``std``; ``size`` is the full shape ``(..., d)``.
+
+        ``x = expmap0(v/2)``, ``v ~ N(0, std² I)``. For κ > 0 the radius ``|v|`` is drawn from the
+        χ_d law truncated to ``[0, π/√κ]`` by inverse-CDF sampling (the untruncated radius's
+        CDF value rescaled, inverted by 64 steps of bisection on the regularised incomplete
+        gamma function, in float64; no host sync). For κ ≤ 0 ``v`` is the plain normal draw.
+        Not differentiable w.r.t. κ.
+        """
         size = self._check_size(size)
         n = torch.randn(size, dtype=dtype, device=device, generator=generator)
-        return self.expmap0((0.5 * std) * n)
+        v = std * n
+        if self.learnable or self._k > 0:  # a static configuration, not a tensor value
+            v = self._truncate_radius(v, float(std))
+        return self.expmap0(0.5 * v)
+
+    def _truncate_radius(self, v: torch.Tensor, std: float) -> torch.Tensor:
+        k = self._kappa(v).detach().double()
+        kpos = k > 0
+        a = torch.full_like(k, 0.5 * self.dim)
+        rmax = math.pi / torch.where(kpos, k, torch.ones_like(k)).sqrt()
+        vd = v.double()
+        rho0 = safe_norm(vd, keepdim=True)
+        fmax = torch.special.gammainc(a, (rmax / std) ** 2 / 2)
+        target = torch.special.gammainc(a, (rho0 / std) ** 2 / 2) * fmax
+        lo, hi = torch.zeros_like(rho0), rmax.expand_as(rho0).clone()
+        for _ in range(64):
+            mid = 0.5 * (lo + hi)
+            below = torch.special.gammainc(a, (mid / std) ** 2 / 2) < target
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        rho = 0.5 * (lo + hi)
+        scale = torch.where(kpos & (rho0 > 0), rho / torch.where(rho0 > 0, rho0, torch.ones_like(rho0)), torch.ones_like(rho0))
+        return (vd * scale).to(v.dtype)
 
     random_normal = random
 
@@ -456,14 +562,133 @@ class PoincareBall(Manifold):
     def base_log_prob(self, x):
         """Log-density of :meth:`random_base` w.r.t. the Riemannian volume; ``x: (*batch, d)`` → ``(*batch,)``.
 
-        ``−d/2 log(2πσ²) − r²/(2σ²) − (d − 1) log(sinh(√c r)/(√c r))``, ``r = dist(0, x)``
-        (Nagano et al. 2019, eq. (7)).
+        ``−d/2 log(2πσ²) − r²/(2σ²) − (d − 1) log(sin_κ(r)/r) − [κ > 0] log P(χ_d σ ≤ π/√κ)``,
+        ``r = dist0(x)`` (Nagano et al. 2019, eq. (7); Skopek et al. 2020, App. B.5). Uses
+        ``sin_κ(r) = 2|x| / (1 + κ|x|²)`` (exact on the model, no overflow), Taylor
+        ``−s/6 − s²/180 − s³/2835`` in ``s = κr²`` near 0. Differentiable in ``x`` and κ.
         """
-        _, sc = self._cs(x)
+        k = self._kappa(x)
+        b = self._conf(x, k, keepdim=False)
+        nx = safe_norm(x)
         r = self.dist0(x)
-        s = self.base_std
+        s = k * r * r
+        small = s.abs() < _small_s(x.dtype)
+        nxs = torch.where(small, torch.ones_like(nx), nx)
+        rs = torch.where(small, torch.ones_like(r), r)
+        log_sinc = torch.where(
+            small, -s * (1 / 6 + s * (1 / 180 + s / 2835)), torch.log(2 * nxs) - torch.log(b) - torch.log(rs)
+        )
+        sd = self.base_std
         d = self.dim
-        return -0.5 * d * math.log(2 * math.pi * s * s) - r * r / (2 * s * s) - (d - 1) * _log_sinhc(sc * r)
+        kpos = k > 0
+        ks = torch.where(kpos, k, torch.ones_like(k))
+        log_mass = torch.where(kpos, torch.special.gammainc(torch.full_like(ks, 0.5 * d), math.pi ** 2 / (2 * sd * sd * ks)).log(), torch.zeros_like(k))
+        return -0.5 * d * math.log(2 * math.pi * sd * sd) - r * r / (2 * sd * sd) - (d - 1) * log_sinc - log_mass
+
+    def extra_repr(self):
+        k = "learnable" if self.learnable else f"k={self._k}"
+        return f"dim={self.dim}, {k}"
+
+
+class PoincareBall(Stereographic):
+    r"""The Poincaré ball of curvature −c: :class:`Stereographic` with κ = −c < 0.
+
+    Points are ``(*batch, d)`` vectors with ``c|x|² < 1``; metric ``λ_x² I``,
+    ``λ_x = 2 / (1 − c|x|²)`` (Ganea et al. 2018, §2.1). All verbs, the gyrovector operations
+    (``gyro_add`` / ``mobius_add``, ``gyro_inv``, ``gyration``, ``gyro_scalar_mul`` /
+    ``mobius_scalar_mul``, ``mobius_matvec``) and the wrapped-normal base distribution are
+    those of :class:`Stereographic` at κ = −c, e.g.
+    ``dist(x, y) = 2/√c · asinh(√c|x − y| / √((1 − c|x|²)(1 − c|y|²)))``
+    (= ``2/√c artanh(√c|(−x) ⊕ y|)``, Ganea et al. 2018, eq. (6)).
+
+    Args:
+        dim: dimension ``d`` of the ball.
+        c: curvature magnitude ``c > 0`` (sectional curvature −c). Default 1.
+        learnable: make ``c`` an ``nn.Parameter`` ``raw_c`` (softplus-parametrised, so it stays > 0).
+        base_std: ``σ`` of the wrapped normal used by :meth:`random_base` / :meth:`base_log_prob`.
+
+    Raises:
+        ValueError: ``dim`` not a positive int, ``c`` or ``base_std`` not a positive finite number.
+
+    Example:
+        >>> B = PoincareBall(2, c=1.0)
+        >>> x, y = B.random(2, 2, dtype=torch.float64)
+        >>> torch.allclose(B.expmap(x, B.logmap(x, y)), y)
+        True
+    """
+
+    name = "PoincareBall"
+
+    def __init__(self, dim: int = 2, c: Scalar = 1.0, learnable: bool = False, base_std: float = 1.0):
+        self._c0 = _positive_float(c, "PoincareBall curvature magnitude c")
+        self._c_dtype = _param_dtype(c)
+        super().__init__(dim, -self._c0, learnable, base_std)
+
+    def _init_curvature(self, k) -> None:
+        c = self._c0
+        if self.learnable:
+            # softplus⁻¹(c) = log(expm1(c))
+            self.raw_c = torch.nn.Parameter(torch.tensor(math.log(math.expm1(c)), dtype=self._c_dtype))
+        else:
+            self._k = -c
+            self._c = c
+
+    @property
+    def c(self) -> Scalar:
+        """Curvature magnitude ``c`` (a float, or a 0-dim tensor when learnable)."""
+        return F.softplus(self.raw_c) if self.learnable else self._c
+
+    @property
+    def k(self) -> Scalar:
+        """Sectional curvature κ = −c (geoopt's name)."""
+        return -self.c
+
+    def extra_repr(self):
+        c = "learnable" if self.learnable else f"c={self._c}"
+        return f"dim={self.dim}, {c}"
+
+
+class SphereProjection(Stereographic):
+    r"""Stereographic projection of the sphere of curvature c: :class:`Stereographic` with κ = c > 0.
+
+    Points are any ``(*batch, d)`` vectors (the image of the sphere of radius ``1/√c`` minus
+    the projection pole, which is the antipode of the origin); geoopt's ``SphereProjection``.
+    Distances are at most ``π/√c``. See :class:`Stereographic` for the formulas.
+
+    Args:
+        dim: dimension ``d``.
+        c: curvature ``c > 0``. Default 1.
+        learnable: make ``c`` an ``nn.Parameter`` ``raw_c`` (softplus-parametrised, so it stays > 0).
+        base_std: ``σ`` of the (cut-radius-truncated) wrapped normal base distribution.
+
+    Raises:
+        ValueError: ``dim`` not a positive int, ``c`` or ``base_std`` not a positive finite number.
+    """
+
+    name = "SphereProjection"
+
+    def __init__(self, dim: int = 2, c: Scalar = 1.0, learnable: bool = False, base_std: float = 1.0):
+        self._c0 = _positive_float(c, "SphereProjection curvature c")
+        self._c_dtype = _param_dtype(c)
+        super().__init__(dim, self._c0, learnable, base_std)
+
+    def _init_curvature(self, k) -> None:
+        c = self._c0
+        if self.learnable:
+            self.raw_c = torch.nn.Parameter(torch.tensor(math.log(math.expm1(c)), dtype=self._c_dtype))
+        else:
+            self._k = c
+            self._c = c
+
+    @property
+    def c(self) -> Scalar:
+        """Curvature ``c = κ > 0`` (a float, or a 0-dim tensor when learnable)."""
+        return F.softplus(self.raw_c) if self.learnable else self._c
+
+    @property
+    def k(self) -> Scalar:
+        """Sectional curvature κ = c."""
+        return self.c
 
     def extra_repr(self):
         c = "learnable" if self.learnable else f"c={self._c}"

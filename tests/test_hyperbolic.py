@@ -469,3 +469,308 @@ def test_docstring_examples():
 
     res = doctest.testmod(mod, extraglobs={"torch": torch}, verbose=False)
     assert res.failed == 0 and res.attempted >= 2
+
+
+# ================================================================ κ-stereographic model
+from manifolds.hyperbolic import SphereProjection, Stereographic  # noqa: E402
+
+KS = [-1.0, -0.3, 0.0, 0.3, 1.0]
+
+
+def st_points(S, n, seed=0, dtype=F64, std=0.6):
+    return S.random(n, S.dim, dtype=dtype, generator=_gen(seed), std=std)
+
+
+def test_stereographic_constructor_and_checks():
+    for bad in (float("nan"), float("inf"), "x", torch.ones(2)):
+        with pytest.raises(ValueError):
+            Stereographic(2, k=bad)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError):
+            SphereProjection(2, c=bad)
+    with pytest.raises(ValueError):
+        Stereographic(0)
+    assert isinstance(PoincareBall(2), Stereographic) and PoincareBall(2, c=0.5).k == -0.5
+    assert SphereProjection(2, c=0.5).k == 0.5 and Stereographic(3, k=-2.0).k == -2.0
+    S = Stereographic(2, k=-4.0)  # radius 1/2
+    assert S.check_point(torch.tensor([[0.49, 0.0]]))[0]
+    ok, reason = S.check_point(torch.tensor([[0.5, 0.0]]))
+    assert not ok and "ball" in reason
+    for k in (0.0, 1.0):
+        assert Stereographic(2, k=k).check_point(torch.tensor([[1e3, -2e3]]))[0]
+    # projx clips only for κ < 0
+    far = torch.tensor([[3.0, 4.0]], dtype=F64)
+    torch.testing.assert_close(Stereographic(2, k=1.0).projx(far), far, rtol=0, atol=0)
+    assert float(S.projx(far).norm()) < 0.5
+    L = Stereographic(2, k=torch.tensor(0.3, dtype=F64), learnable=True)
+    assert isinstance(L.raw_k, torch.nn.Parameter) and L.raw_k.dtype == F64
+    assert L._key() != Stereographic(2, k=0.3, learnable=True)._key()
+    assert Stereographic(2, 0.3)._key() == Stereographic(2, 0.3)._key() != Stereographic(2, -0.3)._key()
+
+
+@pytest.mark.parametrize("k", KS)
+def test_stereographic_vs_geoopt(k):
+    S, G = Stereographic(4, k=k), geoopt.Stereographic(k=torch.tensor(k, dtype=F64))
+    x, y = st_points(S, 40, 1), st_points(S, 40, 2)
+    u, v = ball_tangent(S, 40, 3), ball_tangent(S, 40, 4)
+    # κ > 0: tan_κ is large near its pole, where geoopt and we round differently (relative)
+    kw = dict(rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(S.mobius_add(x, y), G.mobius_add(x, y), **kw)
+    torch.testing.assert_close(S.gyro_add(x, y), G.mobius_add(x, y), **kw)
+    torch.testing.assert_close(S.gyration(x, y, v), G.gyration(x, y, v), **kw)
+    for r in (-2.0, 0.3, 1.7):
+        torch.testing.assert_close(S.gyro_scalar_mul(r, x), G.mobius_scalar_mul(torch.tensor(r, dtype=F64), x), **kw)
+    torch.testing.assert_close(S.expmap(x, u), G.expmap(x, u, project=False), **kw)
+    torch.testing.assert_close(S.logmap(x, y), G.logmap(x, y), **kw)
+    torch.testing.assert_close(S.dist(x, y), G.dist(x, y), **kw)
+    torch.testing.assert_close(S.dist0(x), G.dist0(x), **kw)
+    torch.testing.assert_close(S.transp(x, y, v), G.transp(x, y, v), **kw)
+    torch.testing.assert_close(S.transp0(y, v), G.transp0(y, v), **kw)
+    torch.testing.assert_close(S.expmap0(u), G.expmap0(u, project=False), **kw)
+    torch.testing.assert_close(S.logmap0(x), G.logmap0(x), **kw)
+    torch.testing.assert_close(S.egrad2rgrad(x, u), G.egrad2rgrad(x, u), **kw)
+    torch.testing.assert_close(S.inner(x, u, v), G.inner(x, u, v, keepdim=True).squeeze(-1), **kw)
+    torch.testing.assert_close(S.lambda_x(x), G.lambda_x(x), **kw)
+    M = torch.randn(3, 4, dtype=F64, generator=_gen(5))
+    torch.testing.assert_close(S.mobius_matvec(M, x), G.mobius_matvec(M, x), **kw)
+    if k == 0:  # Euclidean space with the metric 4 I
+        torch.testing.assert_close(S.mobius_add(x, y), x + y, rtol=0, atol=0)
+        torch.testing.assert_close(S.dist(x, y), 2 * (x - y).norm(dim=-1), rtol=1e-14, atol=0)
+        torch.testing.assert_close(S.expmap(x, u), x + u, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("k", [-1.0, 0.0, 1.0])
+def test_stereographic_gyrogroup_axioms(k):
+    S = Stereographic(3, k=k)
+    a, b, x = st_points(S, 64, 1), st_points(S, 64, 2), st_points(S, 64, 3)
+    zero = S.gyro_identity(x)
+    kw = dict(rtol=1e-10, atol=1e-11)
+    add, gyr = S.gyro_add, S.gyration
+    torch.testing.assert_close(add(zero, x), x, **kw)  # left identity
+    torch.testing.assert_close(add(S.gyro_inv(x), x), zero, **kw)  # left inverse (centring)
+    torch.testing.assert_close(add(a, add(b, x)), add(add(a, b), gyr(a, b, x)), **kw)  # gyroassociativity
+    torch.testing.assert_close(gyr(a, b, x), gyr(add(a, b), b, x), **kw)  # left reduction
+    torch.testing.assert_close(add(a, b), gyr(a, b, add(b, a)), **kw)  # gyrocommutativity
+    torch.testing.assert_close(gyr(a, b, x).norm(dim=-1), x.norm(dim=-1), **kw)  # isometry
+    torch.testing.assert_close(dot_(gyr(a, b, x), gyr(a, b, b)), dot_(x, b), **kw)
+    torch.testing.assert_close(gyr(a, zero, x), x, **kw)
+    torch.testing.assert_close(S.gyro_scalar_mul(2.0, x), add(x, x), **kw)
+    torch.testing.assert_close(S.gyro_scalar_mul(-1.0, x), S.gyro_inv(x), **kw)
+    # (r s) ⊗ x = r ⊗ (s ⊗ x); for κ > 0 only while s·artan_κ(|x|) stays below the pole of tan_κ (|s| ≤ 1 here)
+    torch.testing.assert_close(S.gyro_scalar_mul(1.02, x), S.gyro_scalar_mul(1.7, S.gyro_scalar_mul(0.6, x)), **kw)
+    # left gyrotranslation is an isometry of the metric
+    torch.testing.assert_close(S.dist(add(a, x), add(a, b)), S.dist(x, b), rtol=1e-9, atol=1e-11)
+    if k == 0:
+        torch.testing.assert_close(gyr(a, b, x), x, rtol=0, atol=0)
+    else:  # the gyration is not trivial
+        assert float((gyr(a, b, x) - x).abs().max()) > 1e-3
+
+
+def dot_(u, v):
+    return (u * v).sum(-1)
+
+
+@pytest.mark.parametrize("k", [-1.0, 0.0, 1.0])
+def test_stereographic_riemannian_identities(k):
+    S = Stereographic(3, k=k)
+    x, y, z = st_points(S, 64, 1, std=1.2), st_points(S, 64, 2, std=1.2), st_points(S, 64, 3, std=1.2)
+    torch.testing.assert_close(S.expmap(x, S.logmap(x, y)), y, rtol=1e-9, atol=1e-10)
+    d = S.dist(x, y)
+    torch.testing.assert_close(d, S.dist(y, x), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(d, S.norm(x, S.logmap(x, y)), rtol=1e-10, atol=1e-12)
+    assert bool((S.dist(x, z) <= d + S.dist(y, z) + 1e-10).all())
+    u, v = S.logmap(x, z), ball_tangent(S, 64, 4)
+    torch.testing.assert_close(S.inner(y, S.transp(x, y, u), S.transp(x, y, v)), S.inner(x, u, v), rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(S.transp(x, y, S.logmap(x, y)), -S.logmap(y, x), rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(S.expmap0(S.logmap0(x)), x, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(S.logmap0(x), S.logmap(torch.zeros_like(x), x), rtol=1e-10, atol=1e-12)
+    if k > 0:
+        assert bool((d <= math.pi / math.sqrt(k) + 1e-12).all())
+
+
+def test_sphere_projection_antipode():
+    # κ > 0: the antipode of x is −x / (κ|x|²); the distance there is π/√κ exactly
+    for k in (1.0, 0.3):
+        S = SphereProjection(3, c=k)
+        x = st_points(S, 32, 1, std=1.0)
+        anti = -x / (k * (x * x).sum(-1, keepdim=True))
+        torch.testing.assert_close(S.dist(x, anti), torch.full((32,), math.pi / math.sqrt(k), dtype=F64), rtol=1e-14, atol=0)
+        # near the antipode the chord form keeps full relative accuracy of π/√κ − d
+        u = ball_tangent(S, 32, 2)
+        u = 1e-6 * u / S.norm(anti, u, keepdim=True)
+        near = S.expmap(anti, u)
+        torch.testing.assert_close(math.pi / math.sqrt(k) - S.dist(x, near), torch.full((32,), 1e-6, dtype=F64),
+                                   rtol=1e-6, atol=0)
+        for dt in (F32, F64):
+            # the cut locus: dist has finite gradients, logmap / transp finite values (docstrings)
+            xd, ad = x.to(dt).requires_grad_(True), anti.to(dt)
+            (g,) = torch.autograd.grad(S.dist(xd, ad).sum(), xd)
+            assert bool(torch.isfinite(g).all())
+            assert bool(torch.isfinite(S.logmap(xd, ad)).all()) and bool(torch.isfinite(S.transp(xd, ad, u.to(dt))).all())
+        # far out in ℝᵈ is close to the pole: dist0 → π/√κ
+        big = torch.tensor([[1e8, 0.0, 0.0]], dtype=F64)
+        torch.testing.assert_close(S.dist0(big), torch.tensor([math.pi / math.sqrt(k)], dtype=F64), rtol=1e-7, atol=0)
+        # the geodesic through the pole: exp wraps past it (tan_κ beyond its pole)
+        o = torch.zeros(1, 3, dtype=F64)
+        w = torch.tensor([[0.75 * math.pi / math.sqrt(k), 0.0, 0.0]], dtype=F64)  # Riemannian length 1.5 π/√κ
+        p = S.expmap(o, w)
+        assert float(p[0, 0]) < 0
+        torch.testing.assert_close(S.dist0(p), torch.tensor([0.5 * math.pi / math.sqrt(k)], dtype=F64))
+
+
+@pytest.mark.parametrize("k", [-1.0, 0.0, 1.0])
+def test_stereographic_float32_vs_float64(k):
+    S = Stereographic(3, k=k)
+    # moderate radii: near the ball's boundary (κ < 0) or the pole (κ > 0) float32 coordinates
+    # themselves are ill-conditioned
+    x, y = st_points(S, 200, 1, std=0.6), st_points(S, 200, 2, std=0.6)
+    u = 0.3 * ball_tangent(S, 200, 3)
+    close = S.expmap(x, 1e-3 * u / S.norm(x, u, keepdim=True))
+    x32, y32, u32, c32 = x.float(), y.float(), u.float(), close.float()
+    values = [
+        lambda a, b, w: S.dist(a, b),
+        lambda a, b, w: S.logmap(a, b),
+        lambda a, b, w: S.gyration(a, b, w),
+        lambda a, b, w: S.transp(a, b, w),
+        lambda a, b, w: S.logmap0(a),
+        lambda a, b, w: S.base_log_prob(a),
+    ]
+    points = [  # compared by their distance: coordinates near the pole (κ > 0) are ill-conditioned
+        lambda a, b, w: S.expmap(a, w),
+        lambda a, b, w: S.mobius_add(a, b),
+        lambda a, b, w: S.mobius_scalar_mul(0.7, a),
+    ]
+    for b32 in (y32, c32):
+        args64 = (x32.double(), b32.double(), u32.double())
+        for i, op in enumerate(values):
+            got = op(x32, b32, u32)
+            assert got.dtype == F32
+            # gyr[a, b] for b ≈ a is the identity plus O(1) terms that cancel: absolute error
+            # ~1e3 eps |u| in float32 (a known limit of the closed form)
+            atol = 1e-3 if i == 2 else 2e-5
+            torch.testing.assert_close(got.double(), op(*args64), rtol=2e-4, atol=atol)
+        for op in points:
+            got = op(x32, b32, u32)
+            assert got.dtype == F32
+            assert float(S.dist(got.double(), op(*args64)).max()) < 1e-4
+    # close points: relative accuracy of the distance in float32
+    ref = S.dist(x32.double(), c32.double())
+    assert float(((S.dist(x32, c32).double() - ref).abs() / ref).max()) < 1e-3
+
+
+def _learnable(k, dim=3):
+    return Stereographic(dim, k=torch.tensor(k, dtype=F64), learnable=True)
+
+
+@pytest.mark.parametrize("k", [-0.7, 0.0, 0.4])
+def test_stereographic_gradcheck_with_curvature(k):
+    S = _learnable(k)
+    kk = S.raw_k
+    x, y, w = (st_points(Stereographic(3, k), 3, s).requires_grad_(True) for s in (1, 2, 3))
+    u = ball_tangent(S, 3, 4).requires_grad_(True)
+    gc = torch.autograd.gradcheck
+    assert gc(lambda k_, a, b: S.dist(a, b), (kk, x, y))
+    assert gc(lambda k_, a, b: S.logmap(a, b), (kk, x, y))
+    assert gc(lambda k_, a, b: S.expmap(a, b), (kk, x, u))
+    assert gc(lambda k_, a, b: S.gyro_add(a, b), (kk, x, y))
+    assert gc(lambda k_, a, b, c: S.gyration(a, b, c), (kk, x, y, w))
+    assert gc(lambda k_, a, b, c: S.transp(a, b, c), (kk, x, y, w))
+    assert gc(lambda k_, a: S.gyro_scalar_mul(0.7, a), (kk, x))
+    assert gc(lambda k_, a: S.logmap0(a) + S.expmap0(a), (kk, x))
+    assert gc(lambda k_, a: S.base_log_prob(a), (kk, x))
+    assert gc(lambda k_, a, c: S.inner(a, c, c) + S.dist0(a), (kk, x, u))
+
+
+def test_curvature_smooth_through_zero():
+    # values and κ-derivatives are continuous across κ = 0 and across the Taylor thresholds
+    x = st_points(Stereographic(3, 0.0), 8, 1)
+    y = st_points(Stereographic(3, 0.0), 8, 2)
+    u = ball_tangent(Stereographic(3, 0.0), 8, 3)
+
+    def vals(k):
+        S = _learnable(k)
+        out = torch.cat([S.dist(x, y), S.logmap(x, y).flatten(), S.expmap(x, u).flatten(),
+                         S.gyro_scalar_mul(1.3, x).flatten(), S.base_log_prob(x), S.gyration(x, y, u).flatten()])
+        g = torch.stack([torch.autograd.grad(o, S.raw_k, retain_graph=True)[0] for o in out[:40]])
+        return out.detach(), g
+
+    v0, g0 = vals(0.0)
+    for k in (1e-9, -1e-9, 3e-3, -3e-3):  # the second pair straddles the float64 thresholds
+        v, g = vals(k)
+        scale = abs(k) if abs(k) > 1e-6 else 1e-6
+        torch.testing.assert_close(v, v0, rtol=0, atol=20 * scale)
+        torch.testing.assert_close(g, g0, rtol=0, atol=50 * scale)
+    # derivative w.r.t. κ at 0 vs a central difference of the values
+    h = 1e-5
+    vp, _ = vals(h)
+    vm, _ = vals(-h)
+    torch.testing.assert_close(g0, ((vp - vm) / (2 * h))[:40], rtol=1e-6, atol=1e-8)
+
+
+def test_poincare_learnable_c_gradcheck():
+    B = PoincareBall(3, c=torch.tensor(0.8, dtype=F64), learnable=True)
+    assert B.raw_c.dtype == F64
+    x, y = (ball_points(PoincareBall(3, 0.8), 3, s).requires_grad_(True) for s in (1, 2))
+    assert torch.autograd.gradcheck(lambda c_, a, b: B.dist(a, b) + B.logmap(a, b).sum(-1), (B.raw_c, x, y))
+
+
+@pytest.mark.parametrize("k", [-1.0, 0.0, 1.0])
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_stereographic_finite_gradients_at_origin(k, dtype):
+    S = Stereographic(3, k=torch.tensor(k, dtype=dtype), learnable=True)
+    z = torch.zeros(4, 3, dtype=dtype, requires_grad=True)
+    x = st_points(Stereographic(3, k), 4, 1, dtype)
+    out = (S.dist(z, z).sum() + S.dist(x, x).sum() + S.dist(z, x).sum() + S.logmap(z, z).sum() + S.logmap(x, x).sum()
+           + S.expmap0(z).sum() + S.logmap0(z).sum() + S.gyro_scalar_mul(1.5, z).sum() + S.base_log_prob(z).sum()
+           + S.mobius_matvec(torch.eye(3, dtype=dtype), z).sum() + S.dist0(z).sum() + S.gyration(z, z, x).sum())
+    gz, gk = torch.autograd.grad(out, (z, S.raw_k))
+    assert bool(torch.isfinite(gz).all()) and bool(torch.isfinite(gk))
+    torch.testing.assert_close(S.dist(x, x), torch.zeros(4, dtype=dtype))
+    torch.testing.assert_close(S.logmap(x, x), torch.zeros_like(x))
+
+
+def test_stereographic_near_boundary():
+    S = Stereographic(3, k=-0.3)
+    d = torch.randn(16, 3, dtype=F64, generator=_gen(0))
+    x = (1 - 1e-6) / math.sqrt(0.3) * d / d.norm(dim=-1, keepdim=True)
+    y = x.roll(1, 0)
+    assert S.check_point(x)[0]
+    for out in (S.dist(x, y), S.logmap(x, y), S.transp(x, y, d), S.base_log_prob(x), S.logmap0(x), S.mobius_add(x, y)):
+        assert bool(torch.isfinite(out).all())
+    torch.testing.assert_close(S.dist0(x), torch.full((16,), math.log((2 - 1e-6) / 1e-6) / math.sqrt(0.3), dtype=F64),
+                               rtol=1e-9, atol=0)
+    torch.testing.assert_close(S.expmap(x, S.logmap(x, y)), y, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("k", [1.0, 0.25])
+def test_sphere_base_density(k):
+    # κ > 0: the radius of a base sample is χ_d truncated at π/√κ; base_log_prob integrates to 1
+    import scipy.integrate
+    import scipy.stats
+
+    d, sig = 3, 1.0
+    S = Stereographic(d, k=k)
+    rmax = math.pi / math.sqrt(k)
+    x = S.random_base(20_000, d, dtype=F64, generator=_gen(4))
+    r = S.dist0(x)
+    assert bool((r < rmax).all())
+    mass = scipy.stats.chi.cdf(rmax / sig, d)
+    mean_ref = scipy.integrate.quad(lambda t: t * scipy.stats.chi.pdf(t, d), 0, rmax)[0] / mass
+    assert abs(float(r.mean()) - mean_ref) < 0.02, (float(r.mean()), mean_ref)
+    # radial density implied by base_log_prob: p(x(r)) · area(S^{d-1}) · (sin(√κ r)/√κ)^{d-1}
+    rs = torch.linspace(1e-3, rmax - 1e-3, 2001, dtype=F64)
+    pts = torch.zeros(len(rs), d, dtype=F64)
+    pts[:, 0] = torch.tan(math.sqrt(k) * rs / 2) / math.sqrt(k)
+    torch.testing.assert_close(S.dist0(pts), rs)
+    area = 2 * math.pi ** (d / 2) / math.gamma(d / 2)
+    dens = S.base_log_prob(pts).exp() * area * (torch.sin(math.sqrt(k) * rs) / math.sqrt(k)) ** (d - 1)
+    ref = torch.tensor(scipy.stats.chi.pdf(rs.numpy(), d) / mass, dtype=F64)
+    torch.testing.assert_close(dens, ref, rtol=1e-9, atol=0)
+    assert abs(float(torch.trapezoid(dens, rs)) - 1) < 1e-4
+
+
+def test_euclidean_base_density_is_gaussian():
+    S = Stereographic(2, k=0.0)  # metric 4 I: r = 2|x|, volume 4 dx
+    x = st_points(S, 10, 1)
+    ref = -math.log(2 * math.pi) - (2 * x.norm(dim=-1)) ** 2 / 2
+    torch.testing.assert_close(S.base_log_prob(x), ref)
