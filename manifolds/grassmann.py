@@ -136,7 +136,15 @@ class Grassmann(Manifold):
     ``t ⊗ a = expm(t Ω_a) I_{n,p}``; ``gyr[a, b] c = ⊖(a ⊕ b) ⊕ (a ⊕ (b ⊕ c))``. See
     :meth:`gyro_add`. Results are subspaces (compare them through :meth:`to_projector` or
     :meth:`dist`). Well defined away from the cut locus of ``I_{n,p}`` (some principal angle
-    between ``a`` and ``I_{n,p}`` equal to π/2).
+    between ``a`` and ``I_{n,p}`` equal to π/2). Which axioms hold (tested in
+    ``tests/test_gyro.py``): left identity, left inverse, left cancellation
+    ``a ⊕ (⊖a ⊕ b) = b`` (hence gyroassociativity with the ``gyr`` above), ``1 ⊗ a = a``,
+    ``(s + t) ⊗ a = s ⊗ a ⊕ t ⊗ a``, ``dist(a, b) = dist(I_{n,p}, ⊖a ⊕ b)``, gyrations are
+    isometries, and ``gyr[a, ⊖a] = gyr[⊖a, a] = id`` (pseudo-reduction). The left loop
+    property ``gyr[a, b] = gyr[a ⊕ b, b]`` does **not** hold (Chen et al. 2025 call the
+    structure non-reductive), so this is not a gyrogroup in Ungar's strict sense.
+
+    ``origin_point`` (used by the optimizers' geometric weight decay) is ``I_{n,p}``.
 
     Args:
         n: ambient dimension, a positive int.
@@ -305,10 +313,6 @@ class Grassmann(Manifold):
         ys, vs = _block_exp_apply(x, u, v)
         return self.proju(y, vs @ (ys.mT @ y))
 
-    def geodesic(self, x, y, t):
-        """``expmap(x, t logmap(x, y))``; ``t`` scalar or ``(...,)``."""
-        return self.expmap(x, self._expand_batch(t, x) * self.logmap(x, y))
-
     # ------------------------------------------------------------------ projectors
     @staticmethod
     def to_projector(x: torch.Tensor) -> torch.Tensor:
@@ -436,7 +440,7 @@ class Grassmann(Manifold):
         return self._apply_exp(h, self.gyro_identity(h), exp_mode)
 
     def gyration(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, *, exp_mode: str = "exact") -> torch.Tensor:
-        """Gyration ``gyr[a, b] c = ⊖(a ⊕ b) ⊕ (a ⊕ (b ⊕ c))`` (Ungar 2008, Thm 2.10 / Def. 2.7).
+        """Gyration ``gyr[a, b] c = ⊖(a ⊕ b) ⊕ (a ⊕ (b ⊕ c))`` (the gyrator identity, Ungar 2008, Ch. 2).
 
         Acts on ``c`` by the orthogonal matrix ``expm(−Ω_{a⊕b}) expm(Ω_a) expm(Ω_b)``, hence an
         isometry of ``Gr(n, p)``. ``a, b, c: (..., n, p)`` → ``(..., n, p)``.

@@ -10,7 +10,7 @@ operation such that, for all ``a, b, c``:
   gyration ``gyr[a, b] c = ⊖(a ⊕ b) ⊕ (a ⊕ (b ⊕ c))`` is an automorphism of ``(G, ⊕)``;
 * (G5) left loop / reduction property: ``gyr[a, b] = gyr[a ⊕ b, b]``.
 
-Consequences used everywhere: left cancellation ``a ⊕ (⊖a ⊕ b) = b`` (Ungar Thm 2.10). A
+Consequence used everywhere: left cancellation ``a ⊕ (⊖a ⊕ b) = b`` (Ungar 2008, Ch. 2). A
 **gyrovector space** adds a scalar multiplication ``t ⊗ a`` with ``1 ⊗ a = a`` and
 ``(s + t) ⊗ a = s ⊗ a ⊕ t ⊗ a``. On the Riemannian manifolds here the gyrodistance
 ``d(a, b) = ‖⊖a ⊕ b‖ = d(e, ⊖a ⊕ b)`` equals the geodesic distance and gyrations are
@@ -18,8 +18,9 @@ isometries, which is what Riemannian batch normalization needs (Chen, Song, Wu &
 "Gyrogroup batch normalization", ICLR 2025, §3–4: "pseudo-reductive gyrogroups with
 gyroisometric gyrations").
 
-The interface, implemented by :class:`manifolds.PoincareBall` (Möbius operations),
-:class:`manifolds.grassmann.Grassmann` and the SPD structures of this module
+The interface, implemented by :class:`manifolds.PoincareBall` (Möbius operations; its
+identity is ``0``), :class:`manifolds.grassmann.Grassmann` (which satisfies all of the
+above except the left loop property (G5): see its docstring) and the SPD structures of this module
 (:class:`AIMGyro`, :class:`LEMGyro`, :class:`LCMGyro`), is the :class:`GyroGroup` protocol:
 
 =========================  ====================================================

@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from manifolds.grassmann import Grassmann
 
@@ -271,3 +273,19 @@ def test_riemannian_adam_dominant_subspace():
     vec = torch.linalg.eigh(a)[1][:, -p:]
     assert Gr.check_point(y.detach())[0]
     assert float(Gr.dist(y.detach(), vec)) < 1e-4
+
+
+# ---------------------------------------------------------------------------- property-based
+@settings(max_examples=40, deadline=None)
+@given(
+    angles=st.lists(st.floats(0.0, 1.55), min_size=2, max_size=2).map(sorted),
+    seed=st.integers(0, 2**16),
+)
+def test_log_exp_dist_property(angles, seed):
+    """Across both log paths (the 60° switch), equal and zero angles: log = reference, exp∘log = id."""
+    Gr = Grassmann(5, 2)
+    y, z = _with_angles(5, 2, angles, seed=seed)
+    u = Gr.logmap(y, z)
+    torch.testing.assert_close(u, _log_two_svd(y, z), atol=1e-10, rtol=0)
+    assert _subspace_err(Gr.expmap(y, u), z) < 1e-12
+    assert math.isclose(float(Gr.dist(y, z)), math.hypot(*angles), rel_tol=1e-12, abs_tol=1e-14)
