@@ -497,19 +497,134 @@ def spd_generalized_eigvalsh(a: torch.Tensor, b: torch.Tensor, *, check_errors: 
     return torch.where(failed, torch.full_like(lam, float("nan")), lam)
 
 
+def _check_pencil(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
+    # Shape / dtype checks of an SPD pencil (a, b); no access to tensor values.
+    _check_square(name, a)
+    _check_square(name, b)
+    if a.shape[-1] != b.shape[-1] or a.dtype != b.dtype:
+        raise ValueError(
+            f"{name}: a {tuple(a.shape)} {a.dtype} and b {tuple(b.shape)} {b.dtype} "
+            "must have the same matrix size and dtype"
+        )
+
+
+def _aim_dist_autograd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """AIM distance through :func:`spd_generalized_eigvalsh`, differentiated by autograd.
+
+    The eigenvalue-only forward (no eigenvectors unless autograd needs them): used without
+    gradients, and for double backward (``create_graph=True``) through :class:`_AIMDist`.
+    """
+    lam = spd_generalized_eigvalsh(a, b)
+    log_lam = torch.log(torch.maximum(lam, _spd_floor(lam)))
+    # vector_norm's backward returns the zero subgradient at log_lam == 0 (a == b exactly).
+    return torch.linalg.vector_norm(log_lam, dim=-1)
+
+
+class _AIMDist(torch.autograd.Function):
+    r"""AIM distance ``d(a, b) = ‖log λ(a⁻¹ b)‖₂`` with a closed-form backward.
+
+    Forward: ``a = L Lᵀ`` (``cholesky_ex``), ``C = L⁻¹ b L⁻ᵀ``, ``C = V Λ Vᵀ`` (``eigh``),
+    ``d = √(Σ log² λ_i)``, and the generalized eigenvectors ``W = L⁻ᵀ V`` (one triangular
+    solve), normalised so that ``Wᵀ a W = I`` and ``Wᵀ b W = Λ``.
+
+    Backward. For a simple generalized eigenpair ``b w = λ a w``, ``wᵀ a w = 1``,
+    differentiating gives ``db w + b dw = dλ a w + λ da w + λ a dw``; multiplying by ``wᵀ``
+    and using ``wᵀ b = λ wᵀ a`` leaves ``dλ = wᵀ (db − λ da) w`` (Golub & Van Loan, *Matrix
+    Computations*, 4th ed., §8.7; Magnus & Neudecker, *Matrix Differential Calculus*, 3rd ed.,
+    §8.8). Hence for ``f = d² = Σ log² λ_i``::
+
+        ∂f/∂b = W diag(2 log λ / λ) Wᵀ,        ∂f/∂a = −W diag(2 log λ) Wᵀ,
+
+    and ``∂d = ∂f / (2d)``. ``f`` is a symmetric function of the eigenvalues, so its gradient
+    is well defined at repeated eigenvalues too (any orthonormal basis of an eigenspace gives
+    the same ``W diag(g) Wᵀ``): no ``1/(λ_i − λ_j)`` term, finite at ``a = b``, ``b = c·a``, the
+    identity. At ``d = 0`` (all ``log λ_i = 0``) the gradient is the zero subgradient.
+    Eigenvalues below the floor ``max(eps·λ_max, tiny)`` are clamped in the forward and get
+    zero gradient (floor held constant). Gradients are symmetrised and summed over broadcast
+    dimensions.
+
+    Saved for backward: ``W (..., n, n)``, the two gradient weights ``(..., n)``, and the
+    inputs (references, for the double-backward fallback). ``forward`` returns them as extra
+    non-differentiable outputs (``setup_context`` style, for ``torch.func``).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(a, b):
+        chol, info = torch.linalg.cholesky_ex(sym(a))
+        x = torch.linalg.solve_triangular(chol, b, upper=False)  # L⁻¹ b
+        c = torch.linalg.solve_triangular(chol, x.mT, upper=False)  # L⁻¹ bᵀ L⁻ᵀ
+        # sym(L⁻¹ bᵀ L⁻ᵀ) = L⁻¹ sym(b) L⁻ᵀ: one symmetrisation gives the sym(b) semantics.
+        lam, v = torch.linalg.eigh(sym(c))
+        floor = _spd_floor(lam)
+        lam_c = torch.maximum(lam, floor)
+        log_lam = torch.log(lam_c)
+        d = torch.linalg.vector_norm(log_lam, dim=-1)
+        d = torch.where(info != 0, torch.full_like(d, float("nan")), d)
+        w = torch.linalg.solve_triangular(chol.mT, v, upper=True)  # L⁻ᵀ V
+        # ∂d/∂a = −W diag(g_a) Wᵀ, ∂d/∂b = W diag(g_b) Wᵀ with g_a = log λ / d, g_b = g_a / λ.
+        pos = d > 0
+        inv_d = torch.where(pos, torch.reciprocal(torch.where(pos, d, torch.ones_like(d))), torch.zeros_like(d))
+        g_a = torch.where(lam >= floor, log_lam, torch.zeros_like(log_lam)) * inv_d.unsqueeze(-1)
+        g_b = g_a / lam_c
+        return d, w, g_a, g_b
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        # setup_context style (W and the weights as extra non-differentiable outputs) so that
+        # torch.func.grad / vmap work, as for _SymFuncm. No custom jvp: dynamo does not trace
+        # autograd.Functions that define one (forward-mode AD reaches aim_dist's plain path).
+        a, b = inputs
+        _, w, g_a, g_b = output
+        ctx.mark_non_differentiable(w, g_a, g_b)
+        ctx.save_for_backward(a, b, w, g_a, g_b)
+
+    @staticmethod
+    def backward(ctx, grad_d, *unused):
+        a, b, w, g_a, g_b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        if torch.is_grad_enabled():
+            # create_graph=True: the closed form above is not differentiable through the saved
+            # W, so recompute with the autograd path, whose graph carries second derivatives
+            # (finite away from a == b and repeated generalized eigenvalues).
+            inputs = [t for t, need in ((a, need_a), (b, need_b)) if need]
+            with torch.enable_grad():
+                d = _aim_dist_autograd(a, b)
+            grads = iter(torch.autograd.grad(d, inputs, grad_d, create_graph=True))
+            return (next(grads) if need_a else None), (next(grads) if need_b else None)
+        gd = grad_d.unsqueeze(-1)
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = (-sym((w * (g_a * gd).unsqueeze(-2)) @ w.mT)).sum_to_size(a.shape)
+        if need_b:
+            grad_b = sym((w * (g_b * gd).unsqueeze(-2)) @ w.mT).sum_to_size(b.shape)
+        return grad_a, grad_b
+
+
 def aim_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Affine-invariant (AIM) distance ``‖log(a^{-1/2} b a^{-1/2})‖_F = ‖log λ(a⁻¹ b)‖₂``.
 
-    Uses :func:`spd_generalized_eigvalsh` (Cholesky whitening + ``eigvalsh``): for 16×16
-    matrices on CPU 2.6–3.9× faster forward and 1.6–2.6× faster forward + backward than the
-    ``eigh``-based ``logm(a^{-1/2} b a^{-1/2})`` (``benchmarks/bench_linalg.py``), with a
-    finite gradient at repeated generalized eigenvalues, including ``a == b`` (distance 0
-    up to rounding, unit- or zero-norm subgradient). The generalized eigenvalues are clamped at
-    ``max(eps·λ_max, tiny)`` before the logarithm, so a singular ``b`` gives a large finite
-    distance; an ``a`` that is not positive definite gives NaN (see
-    :func:`spd_generalized_eigvalsh`). Symmetric in ``(a, b)`` up to rounding. Built from
-    torch ops only, so it is twice differentiable away from ``a == b`` and repeated
-    generalized eigenvalues (``gradgradcheck`` passes at generic points).
+    Cholesky whitening ``L⁻¹ b L⁻ᵀ`` (``a = L Lᵀ``) and one symmetric eigensolver call; no
+    matrix square root. Without gradients the forward is :func:`spd_generalized_eigvalsh`
+    (eigenvalues only). With gradients it is a custom ``autograd.Function`` whose backward is
+    closed form in the generalized eigenvectors ``W = L⁻ᵀ V`` (``Wᵀ a W = I``, ``Wᵀ b W = Λ``)::
+
+        ∂d/∂b = W diag(log λ / (λ d)) Wᵀ,        ∂d/∂a = −W diag(log λ / d) Wᵀ
+
+    (from ``dλ = wᵀ (db − λ da) w``; see :class:`_AIMDist`): two matrix products instead of
+    autograd through ``eigvalsh``, two triangular solves and ``cholesky``. The gradient has no
+    eigen-gap term, so it is finite at repeated generalized eigenvalues, including ``a == b``
+    (distance 0 up to rounding, zero subgradient), ``b = c·a`` and the identity, where autograd
+    through ``eigh`` (geoopt, geomstats) gives NaN. Gradients are symmetric.
+
+    The generalized eigenvalues are clamped at ``max(eps·λ_max, tiny)`` before the logarithm,
+    so a singular ``b`` gives a large finite distance; an ``a`` that is not positive definite
+    gives NaN (see :func:`spd_generalized_eigvalsh`). Symmetric in ``(a, b)`` up to rounding.
+    Double backward (``create_graph=True``) falls back to autograd through
+    :func:`spd_generalized_eigvalsh`: second derivatives are correct at generic points
+    (``gradgradcheck`` passes) and, like any second derivative through an eigensolver, not
+    finite at repeated generalized eigenvalues.
 
     Args:
         a: ``(..., n, n)`` SPD, float32 or float64.
@@ -523,12 +638,14 @@ def aim_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     Sources: Pennec, Fillard & Ayache, "A Riemannian framework for tensor computing",
     IJCV 2006 (the metric and its distance); Bhatia, *Positive Definite Matrices* (2007),
-    §6.1; refs/core.md §2.6 (benchmark).
+    §6.1; Golub & Van Loan, *Matrix Computations*, 4th ed., §8.7 (symmetric-definite
+    generalized eigenproblem, eigenvalue perturbation); refs/core.md §2.6 (benchmark);
+    ``benchmarks/bench_spd.py`` (speed against geoopt and geomstats).
     """
-    lam = spd_generalized_eigvalsh(a, b)
-    log_lam = torch.log(torch.maximum(lam, _spd_floor(lam)))
-    # vector_norm's backward returns the zero subgradient at log_lam == 0 (a == b exactly).
-    return torch.linalg.vector_norm(log_lam, dim=-1)
+    _check_pencil("aim_dist", a, b)
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        return _AIMDist.apply(a, b)[0]
+    return _aim_dist_autograd(a, b)
 
 
 # ---------------------------------------------------------------------------- Fréchet derivatives

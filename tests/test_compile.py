@@ -1,0 +1,120 @@
+"""``torch.compile`` friendliness: the hot-path methods trace into one graph with no graph breaks.
+
+A graph break is what a host sync (``.item()``, ``bool(tensor)``), a Python branch on a tensor
+value, boolean-mask indexing or an untraceable call costs under ``torch.compile``; the design
+rules (DESIGN.md, "No host syncs on hot paths") forbid all of them in ``dist`` / ``expmap`` /
+``logmap``. ``torch._dynamo.explain(fn)(*args)`` traces ``fn`` without running a backend and
+counts the breaks, so these tests are fast (well under a second per case after the first).
+
+The SPD distances are checked with inputs that require grad too: then :func:`manifolds._linalg.
+aim_dist` goes through its custom ``autograd.Function``, whose forward *and* backward dynamo
+traces. One case also compiles ``aim_dist`` with the ``aot_eager`` backend (AOTAutograd traces
+the backward) and compares its gradients with the eager ones.
+
+Reference for the anchors' break counts: refs/core.md §1.5 (geoopt ``SPD.dist``: 3 breaks,
+geomstats ``SPDAffineMetric.dist``: 8).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from manifolds import SPD, Sphere
+from manifolds._linalg import aim_dist
+from manifolds.lie import SO3, so3_log
+
+try:  # torch.compile needs dynamo; it is missing on some platforms / Python versions
+    import torch._dynamo as dynamo
+
+    _DYNAMO_ERROR = None if torch._dynamo.is_dynamo_supported() else "torch._dynamo is not supported here"
+except Exception as exc:  # pragma: no cover - platform dependent
+    dynamo, _DYNAMO_ERROR = None, f"torch._dynamo unavailable: {exc!r}"
+
+pytestmark = pytest.mark.skipif(_DYNAMO_ERROR is not None, reason=str(_DYNAMO_ERROR))
+
+F64 = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    dynamo.reset()
+    yield
+    dynamo.reset()
+
+
+def _explain(fn, *args):
+    out = dynamo.explain(fn)(*args)
+    reasons = [str(getattr(b, "reason", b))[:300] for b in out.break_reasons]
+    return out.graph_count, out.graph_break_count, reasons
+
+
+def _spd_pair(n=3, grad=False):
+    g = torch.Generator().manual_seed(0)
+    m = SPD(n)
+    x = m.random(4, n, n, dtype=F64, generator=g)
+    y = m.random(4, n, n, dtype=F64, generator=g)
+    if grad:
+        x.requires_grad_(True)
+        y.requires_grad_(True)
+    return x, y
+
+
+# With inputs that require grad, the LEM distance goes through ``manifolds._linalg._SymFuncm``,
+# which defines a custom ``jvp`` (forward-mode AD); dynamo in torch 2.13 refuses to trace an
+# autograd.Function with a custom ``jvp`` ("Unsupported custom jvp", graph break gb0144), one
+# break per ``sym_logm`` call. Not a host sync. (Without grad dynamo inlines the forward: no break.)
+_LEM_XFAIL = pytest.mark.xfail(
+    reason="_SymFuncm defines a custom jvp, which dynamo does not trace (graph break gb0144)", strict=False
+)
+
+
+_CASES = [(m, g) for m in ("aim", "lem", "lcm", "bwm") for g in (False, True)]
+
+
+@pytest.mark.parametrize(
+    "metric,grad",
+    [pytest.param(m, g, marks=_LEM_XFAIL) if (m, g) == ("lem", True) else (m, g) for m, g in _CASES],
+    ids=[f"{m}-{'grad' if g else 'no-grad'}" for m, g in _CASES],
+)
+def test_spd_dist_has_no_graph_break(metric, grad):
+    x, y = _spd_pair(grad=grad)
+    graphs, breaks, reasons = _explain(SPD(3, metric=metric).dist, x, y)
+    assert breaks == 0, reasons
+    assert graphs == 1
+
+
+def test_sphere_dist_has_no_graph_break():
+    s = Sphere(2)
+    g = torch.Generator().manual_seed(1)
+    x, y = s.random(5, 3, generator=g), s.random(5, 3, generator=g)
+    graphs, breaks, reasons = _explain(s.dist, x, y)
+    assert (graphs, breaks) == (1, 0), reasons
+
+
+def _rotations():
+    g = torch.Generator().manual_seed(2)
+    r = SO3().random(6, 3, 3, dtype=F64, generator=g)
+    # include the special angles 0 and π: the branch-free code must not depend on them
+    r[0] = torch.eye(3, dtype=F64)
+    r[1] = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=F64))
+    return r
+
+
+def test_so3_log_and_logmap_have_no_graph_break():
+    r = _rotations()
+    graphs, breaks, reasons = _explain(so3_log, r)
+    assert (graphs, breaks) == (1, 0), reasons
+    graphs, breaks, reasons = _explain(SO3().logmap, r, r.flip(0))
+    assert (graphs, breaks) == (1, 0), reasons
+
+
+def test_compiled_aim_dist_backward_matches_eager():
+    x, y = _spd_pair(n=2, grad=True)
+    compiled = torch.compile(aim_dist, backend="aot_eager", fullgraph=True)
+    compiled(x, y).sum().backward()
+    gx, gy = x.grad.clone(), y.grad.clone()
+    x.grad = y.grad = None
+    aim_dist(x, y).sum().backward()
+    assert torch.allclose(gx, x.grad, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(gy, y.grad, rtol=1e-12, atol=1e-12)
