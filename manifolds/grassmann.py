@@ -100,7 +100,7 @@ class Grassmann(Manifold):
       Riemannian gradient of a function of the subspace).
     * ``projx(y) = y (yᵀy)^{-1/2}`` (orthonormalise: polar factor, same subspace).
     * ``expmap(y, u) = y V cos(Σ) Vᵀ + Q sin(Σ) Vᵀ`` for the thin SVD ``u = Q Σ Vᵀ``
-      (Edelman et al. 1998, Thm 2.3; Handbook §3.8), evaluated SVD-free as
+      (Edelman et al. 1998, Thm 2.3; Handbook §3), evaluated SVD-free as
       ``[y, u] expm([[0, −uᵀu], [I, 0]]) [I; 0] = expm(u yᵀ − y uᵀ) y`` (a ``2p × 2p``
       ``matrix_exp``; the SVD's backward is NaN at ``u = 0`` and at repeated singular values),
       then one Newton–Schulz re-orthonormalisation step. Returns that representative.
@@ -120,11 +120,11 @@ class Grassmann(Manifold):
     * ``dist(y, z) = √(Σ θ_i²)`` with principal angles ``θ_i = atan2(sin θ_i, cos θ_i)``:
       cosines from ``svdvals(yᵀz)`` (descending), sines from ``svdvals(z − y yᵀz)``
       (descending, paired in reverse order) (Björck & Golub, Math. Comp. 27 (1973);
-      Handbook §5.1, Eq. for the geodesic distance). Accurate at every angle, finite
+      Handbook §5). Accurate at every angle, finite
       gradient everywhere (singular-value gradients only), zero gradient at ``y ≅ z``.
     * ``transp(y, z, v)``: parallel transport along the minimising geodesic, in closed form
       ``expm(Ω) v`` with ``Ω = u yᵀ − y uᵀ``, ``u = logmap(y, z)`` (transvection; Edelman et
-      al. 1998, Thm 2.4; Handbook §3.8), expressed at the given representative ``z``:
+      al. 1998, Thm 2.4; Handbook §3), expressed at the given representative ``z``:
       ``(expm(Ω) v)(y*ᵀ z)`` where ``y* = expm(Ω) y``. An isometry.
     * ``to_projector(y) = y yᵀ``, ``from_projector(P)`` (top-p eigenvectors).
     * ``random`` / ``random_base``: uniform (Haar) subspaces.
@@ -319,7 +319,7 @@ class Grassmann(Manifold):
         """Orthogonal projector ``P = y yᵀ`` onto span(y); ``(..., n, p) -> (..., n, n)``.
 
         The same for every representative ``y Q``; the representation used by geomstats'
-        ``Grassmannian`` (Handbook §2, Eq. for ``π(U) = UUᵀ``).
+        ``Grassmannian`` (Handbook §2).
         """
         return sym(x @ x.mT)
 
