@@ -797,7 +797,7 @@ def sym_frechet(
     """Fréchet derivative ``D f_x[e]`` of a spectral function, differentiable in ``x`` and ``e``.
 
     For symmetric ``x = U diag(λ) Uᵀ`` and symmetric ``e`` (Daleckii–Krein; Bhatia, *Matrix
-    Analysis*, 1997, Thm V.3.3, eq. (V.13))::
+    Analysis*, 1997, Thm V.3.3)::
 
         D f_x[e] = U (F¹ ∘ (Uᵀ e U)) Uᵀ,   F¹_ij = f[λ_i, λ_j]   (f′(λ_i) on ties),
 
