@@ -4,15 +4,23 @@
 tangent vectors symmetric matrices ``(..., n, n)``, intrinsic dimension ``n(n+1)/2``). The
 geometry is delegated to a *metric object*, one class per Riemannian metric:
 
-======================================  =====  ==============================================
-class                                   key    source
-======================================  =====  ==============================================
-:class:`AffineInvariantMetric`          aim    Pennec, Fillard & Ayache, IJCV 2006
-:class:`LogEuclideanMetric`             lem    Arsigny, Fillard, Pennec & Ayache, SIMAX 2007
-:class:`LogCholeskyMetric`              lcm    Lin, SIMAX 2019
-:class:`EuclideanMetric`                em     flat, incomplete
-:class:`BuresWassersteinMetric`         bwm    Bhatia, Jain & Lim 2019; Malagò et al. 2018
-======================================  =====  ==============================================
+==========================================  =====  ==============================================
+class                                       key    source
+==========================================  =====  ==============================================
+:class:`AffineInvariantMetric`              aim    Pennec, Fillard & Ayache, IJCV 2006
+:class:`LogEuclideanMetric`                 lem    Arsigny, Fillard, Pennec & Ayache, SIMAX 2007
+:class:`LogCholeskyMetric`                  lcm    Lin, SIMAX 2019
+:class:`EuclideanMetric`                    em     flat, incomplete
+:class:`BuresWassersteinMetric`             bwm    Bhatia, Jain & Lim 2019; Malagò et al. 2018
+:class:`GeneralizedBuresWassersteinMetric`  —      Han, Mishra, Jawanpuria & Gao, arXiv 2110.10464
+==========================================  =====  ==============================================
+
+Families (one mechanism, :class:`SPDMetric`): every metric takes a power deformation ``theta``
+(the pullback by ``x ↦ x^θ`` scaled by ``1/θ²``: power-affine, power-Euclidean, θ-LCM, θ-BWM,
+θ-GBWM; Thanwerdas & Pennec, GSI 2019; Chen et al., ICLR 2024, Table 1), and AIM, LEM and EM
+take the O(n)-invariant inner product ``α tr(AB) + β tr A tr B`` of their flat / whitened
+coordinates (``alpha``, ``beta``), e.g. ``SPD(3, AffineInvariantMetric(theta=0.5, alpha=1,
+beta=0.1))`` for (θ, α, β)-AIM as in LieBN.
 
 Overview of the closed forms: Thanwerdas & Pennec, "O(n)-invariant Riemannian metrics on
 SPD matrices", Linear Algebra Appl. 2023 (arXiv 2109.05768), and refs/core.md §4.
@@ -27,11 +35,26 @@ values or synchronises with the device; the checks (``check_point``, ``check_vec
 from __future__ import annotations
 
 import abc
+import math
 from typing import Hashable, Union
 
 import torch
 
-from ._linalg import _dd_log, _loewner, aim_dist, sym, sym_expm, sym_logm, sym_sqrtm
+from ._linalg import (
+    _dd_exp,
+    _dd_log,
+    _loewner,
+    _spd_floor,
+    aim_dist,
+    spd_generalized_eigvalsh,
+    sym,
+    sym_expm,
+    sym_logm,
+    sym_powm,
+    sym_powm_frechet,
+    sym_powm_frechet_inv,
+    sym_sqrtm,
+)
 from ._numerics import check_tol, safe_sqrt
 from .base import Manifold
 
@@ -43,6 +66,7 @@ __all__ = [
     "LogCholeskyMetric",
     "EuclideanMetric",
     "BuresWassersteinMetric",
+    "GeneralizedBuresWassersteinMetric",
 ]
 
 
@@ -169,58 +193,377 @@ def _bkron_left(eye: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return out.reshape(a.shape[:-2] + (n * n, n * n))
 
 
+# ---------------------------------------------------------------------------- power map
+def _dexp_inv(a: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """``(D exp_a)⁻¹(f)`` for symmetric ``a: (..., n, n)`` and symmetric ``f`` (``f`` may carry
+    extra leading batch dimensions; ``a`` is not expanded, so the operator is built once).
+
+    For ``n ≤ 8``: an ``n² × n²`` solve with the matrix of :func:`_dexp_kron` (gradients finite
+    at repeated eigenvalues of ``a``). For larger ``n``: ``U ((Uᵀ f U) / E) Uᵀ`` with the Loewner
+    matrix ``E`` of ``exp`` at the eigenvalues of ``a`` (``eigh`` autograd: the gradient w.r.t.
+    ``a`` is NaN at exactly repeated eigenvalues).
+    """
+    n = a.shape[-1]
+    if n <= _KRON_MAX_N:
+        k = _dexp_kron(a)
+        sol = torch.linalg.solve(k, f.reshape(f.shape[:-2] + (n * n, 1)))
+        return sym(sol.reshape(sol.shape[:-2] + (n, n)))
+    lam, vec = torch.linalg.eigh(sym(a))
+    lw = _loewner(lam, torch.exp(lam), torch.exp, _dd_exp)
+    return sym(vec @ ((vec.mT @ f @ vec) / lw) @ vec.mT)
+
+
+def _dpow(x: torch.Tensor, e: torch.Tensor, theta: float) -> torch.Tensor:
+    """Fréchet derivative ``D pow_θ(x)[e] = D(x^θ)[e]`` of the matrix power, shape of ``e``.
+
+    ``x: (..., n, n)`` SPD, ``e`` symmetric, broadcastable with ``x`` (it may have extra leading
+    dimensions: one ``eigh`` per ``x`` matrix). Daleckii–Krein ``U (P ∘ Uᵀ e U) Uᵀ``,
+    ``P_ij = (λ_i^θ − λ_j^θ)/(λ_i − λ_j)`` (``θ λ_i^{θ−1}`` on ties) through
+    :func:`manifolds._linalg.sym_powm_frechet`, whose backward (second divided differences)
+    is finite at repeated eigenvalues, e.g. ``x = I``, for every ``n``. ``D pow_θ(x)`` is
+    self-adjoint for the Frobenius inner product.
+
+    This function and :func:`_dpow_inv` are the only places that differentiate the power map.
+    """
+    return sym_powm_frechet(x, e, theta)
+
+
+def _dpow_inv(x: torch.Tensor, f: torch.Tensor, theta: float) -> torch.Tensor:
+    """Inverse ``(D pow_θ(x))⁻¹(f) = U ((Uᵀ f U) / P) Uᵀ`` of :func:`_dpow` (same shapes and
+    numerics; ``P_ij ≠ 0`` since ``λ ↦ λ^θ`` is strictly monotone for ``θ ≠ 0``), through
+    :func:`manifolds._linalg.sym_powm_frechet_inv`.
+    """
+    return sym_powm_frechet_inv(x, f, theta)
+
+
+class _PowerMap:
+    """The deformation ``φ_θ(x) = x^θ`` with its differential; pullback scale ``1/θ²``."""
+
+    def __init__(self, theta: float):
+        self.theta = theta
+        self.scale = 1.0 / (theta * theta)
+        self.dist_scale = 1.0 / abs(theta)
+
+    def fwd(self, x):
+        return sym_powm(x, self.theta)
+
+    def inv(self, y):
+        return sym_powm(y, 1.0 / self.theta)
+
+    def d(self, x, e):
+        return _dpow(x, e, self.theta)
+
+    def d_inv(self, x, f):
+        return _dpow_inv(x, f, self.theta)
+
+    def d_adj_inv(self, x, g):
+        return _dpow_inv(x, g, self.theta)  # D pow_θ(x) is Frobenius self-adjoint
+
+
+class _CongruenceMap:
+    """The linear map ``x ↦ K⁻¹ x K⁻ᵀ`` with ``m = K Kᵀ`` (Cholesky); pullback scale 1.
+
+    For an O(n)-invariant base metric this is the same pullback as ``x ↦ m^{-½} x m^{-½}``
+    (``K⁻¹ = Q m^{-½}`` with ``Q`` orthogonal). ``m`` is read at every call (it may be a
+    trained parameter) and cast to the dtype and device of the points.
+    """
+
+    scale = 1.0
+    dist_scale = 1.0
+
+    def __init__(self, m: torch.Tensor):
+        self.m = m
+
+    def _k(self, x):
+        return _chol(self.m.to(dtype=x.dtype, device=x.device))
+
+    def fwd(self, x):
+        return _whiten(self._k(x), x)
+
+    def inv(self, y):
+        return _color(self._k(y), y)
+
+    def d(self, x, e):
+        return _whiten(self._k(x), e)
+
+    def d_inv(self, x, f):
+        return _color(self._k(x), f)
+
+    def d_adj_inv(self, x, g):
+        k = self._k(x)
+        return sym(k.mT @ g @ k)  # (C*)⁻¹ with C(u) = K⁻¹ u K⁻ᵀ, C*(v) = K⁻ᵀ v K⁻¹
+
+
+# ---------------------------------------------------------------------------- parameter checks
+def _real(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a real Python number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def _check_theta(theta) -> float:
+    theta = _real("theta (power deformation)", theta)
+    if theta == 0.0:
+        raise ValueError("theta (power deformation) must be nonzero (theta -> 0 is the log-Euclidean limit), got 0")
+    return theta
+
+
+def _check_alpha_beta(alpha, beta):
+    alpha = _real("alpha", alpha)
+    beta = _real("beta", beta)
+    if alpha <= 0.0:
+        raise ValueError(f"alpha must be > 0 for the (alpha, beta) inner product to be positive definite, got {alpha!r}")
+    # β > −α/n for the given n is checked by SPD(n, metric); β > −α is necessary for every n ≥ 1.
+    if beta <= -alpha:
+        raise ValueError(f"beta must be > -alpha/n (here -alpha = {-alpha!r} already violated), got beta = {beta!r}")
+    return alpha, beta
+
+
 # ---------------------------------------------------------------------------- metric base
 class SPDMetric(abc.ABC):
-    """A Riemannian metric on SPD matrices: the verbs :class:`SPD` delegates to.
+    r"""A Riemannian metric on SPD matrices: the verbs :class:`SPD` delegates to.
 
     Every method takes points ``x, y: (..., n, n)`` SPD and tangent vectors ``u, v, g:
     (..., n, n)`` symmetric (batch dimensions broadcast) and returns ``(...)`` scalars
     (:meth:`inner`, :meth:`dist`) or ``(..., n, n)`` matrices. Inputs are not validated
     (no host sync); invalid points give NaN, never an exception.
+
+    **Deformations (one mechanism for every metric).** A subclass writes the formulas of its
+    base metric ``g`` (private ``_inner``, ``_dist``, ``_expmap``, ``_logmap``, ``_transp``,
+    ``_egrad2rgrad``); the public verbs wrap them in
+
+    1. the O(n)-invariant ``(α, β)`` inner product, for metrics that have flat / whitened
+       coordinates ``C_x`` (AIM, LEM, EM): ``g^{α,β}_x(u, v) = α <C_x u, C_x v>_F + β tr(C_x u)
+       tr(C_x v)`` (Thanwerdas & Pennec, LAA 2023, §3–4; Chen et al., ICLR 2024, Table 1;
+       refs/batchnorm.md §1.2). Exp, log and parallel transport are those of ``g`` (the
+       Levi-Civita connection does not depend on ``(α, β)``); with ``ψ`` the potential of the
+       trace form (``log det`` for AIM/LEM, ``tr`` for EM) and ``Δ`` the flat difference,
+       ``dist² = α ‖Δ‖² + β (tr Δ)²``; ``egrad2rgrad`` inverts the operator by
+       Sherman–Morrison: ``G' = (G − β/(α + nβ) · tr(C_x G) · r_x)/α`` with ``G`` the
+       gradient of ``g`` and ``r_x = C_x⁻¹(I)`` (``x`` for AIM/LEM, ``I`` for EM).
+       ``α > 0`` and ``β > −α/n`` (positive definiteness).
+    2. pullbacks by diffeomorphisms ``φ`` with a scale ``s`` (the metric ``s φ*g``): the power
+       deformation ``φ_θ(x) = x^θ``, ``s = 1/θ²`` (Thanwerdas & Pennec, "Is affine-invariance
+       well defined on SPD matrices? A principled continuum of metrics", GSI 2019; LAA 2023;
+       Chen et al., "A Lie group approach to Riemannian batch normalization", ICLR 2024,
+       Table 1), and for :class:`GeneralizedBuresWassersteinMetric` the congruence by
+       ``m^{-½}`` (``s = 1``). For each map::
+
+           inner(x, u, v)    = s · g_{φx}(Dφ_x u, Dφ_x v)
+           dist(x, y)        = √s · d(φx, φy)
+           expmap(x, u)      = φ⁻¹(exp_{φx}(Dφ_x u))
+           logmap(x, y)      = (Dφ_x)⁻¹ log_{φx}(φy)
+           transp(x, y, v)   = (Dφ_y)⁻¹ transp_{φx→φy}(Dφ_x v)
+           egrad2rgrad(x, g) = (1/s) (Dφ_x)⁻¹ rgrad_{φx}((Dφ_x)^{-*} g)
+
+       (the last from ``inner(x, G, v) = <g, v>_F`` for all ``v``; ``D pow_θ(x)`` is Frobenius
+       self-adjoint, so ``(Dφ)^{-*} = (Dφ)⁻¹`` there). ``θ = 1`` adds no map and no work.
+
+    ``D(x^θ)`` is computed by :func:`_dpow` / :func:`_dpow_inv` (Daleckii–Krein in the
+    eigenbasis with a second-order Daleckii–Krein backward: gradients finite at repeated
+    eigenvalues, including the identity, for every ``n``).
+
+    Attributes:
+        theta: the power deformation (1: none).
+        alpha, beta: the ``(α, β)`` inner product (1, 0: the plain metric).
     """
 
     #: short name used by ``SPD(n, metric=...)``
     key: str = ""
+    #: whether the class has flat / whitened coordinates, hence an (α, β) family
+    _has_alpha_beta: bool = False
+
+    def __init__(self, *, theta: float = 1.0, alpha: float = 1.0, beta: float = 0.0):
+        self.theta = _check_theta(theta)
+        if (alpha, beta) != (1.0, 0.0) and not self._has_alpha_beta:
+            raise ValueError(f"{type(self).__name__} has no (alpha, beta) family")
+        self.alpha, self.beta = _check_alpha_beta(alpha, beta)
+        maps = [] if self.theta == 1.0 else [_PowerMap(self.theta)]
+        self._maps = tuple(maps) + self._base_maps()
+
+    def _base_maps(self) -> tuple:
+        """Pullback maps that are part of the base metric itself (inner-most last)."""
+        return ()
+
+    @property
+    def _plain_ab(self) -> bool:
+        return self.alpha == 1.0 and self.beta == 0.0
+
+    def _check_n(self, n: int) -> None:
+        """Validate the parameters against the matrix size (called by :class:`SPD`)."""
+        if not self.beta > -self.alpha / n:
+            raise ValueError(
+                f"{self!r}: beta must be > -alpha/n = {-self.alpha / n!r} for n = {n} "
+                f"(positive definiteness of alpha tr(AB) + beta tr(A) tr(B)), got beta = {self.beta!r}"
+            )
+
+    # ------------------------------------------------------------------ base formulas (subclasses)
+    @abc.abstractmethod
+    def _inner(self, x, u, v):
+        """Base metric ``g_x(u, v)`` (``v=None``: ``g_x(u, u)``)."""
 
     @abc.abstractmethod
-    def inner(self, x, u, v):
-        """``<u, v>_x``, shape ``(...)``."""
+    def _dist(self, x, y):
+        """Base geodesic distance."""
 
     @abc.abstractmethod
+    def _expmap(self, x, u):
+        """Base Riemannian exponential."""
+
+    @abc.abstractmethod
+    def _logmap(self, x, y):
+        """Base Riemannian logarithm."""
+
+    @abc.abstractmethod
+    def _transp(self, x, y, v):
+        """Base parallel transport from ``x`` to ``y``."""
+
+    @abc.abstractmethod
+    def _egrad2rgrad(self, x, g):
+        """Base Riemannian gradient of the Euclidean gradient ``g``."""
+
+    def _expmap_transp(self, x, u, v):
+        y = self._expmap(x, u)
+        return y, self._transp(x, y, v)
+
+    # (α, β) hooks: flat / whitened coordinates C_x
+    def _trace_form(self, x, u):
+        """``tr(C_x u)``, shape ``(...)``."""
+        raise NotImplementedError
+
+    def _trace_dual(self, x):
+        """``r_x = C_x⁻¹(I)``, the ``g``-gradient of the trace form, ``(..., n, n)``."""
+        raise NotImplementedError
+
+    def _dist_terms(self, x, y):
+        """``(‖Δ‖², tr Δ)`` of the flat difference ``Δ`` between ``x`` and ``y``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ (α, β) layer
+    def _ab_inner(self, x, u, v):
+        r = self._inner(x, u, v)
+        if self._plain_ab:
+            return r
+        tu = self._trace_form(x, u)
+        tv = tu if v is None else self._trace_form(x, v)
+        return self.alpha * r + self.beta * tu * tv
+
+    def _ab_dist(self, x, y):
+        if self._plain_ab:
+            return self._dist(x, y)
+        sq, tr = self._dist_terms(x, y)
+        return safe_sqrt(torch.clamp(self.alpha * sq + self.beta * tr * tr, min=0.0))
+
+    def _ab_egrad2rgrad(self, x, g):
+        r = self._egrad2rgrad(x, g)
+        if self._plain_ab:
+            return r
+        n = x.shape[-1]
+        c = (self.beta / (self.alpha + n * self.beta)) * self._trace_form(x, r)
+        return (r - c[..., None, None] * self._trace_dual(x)) / self.alpha
+
+    # ------------------------------------------------------------------ pullback layers
+    def _inner_at(self, k, x, u, v):
+        if k == len(self._maps):
+            return self._ab_inner(x, u, v)
+        f = self._maps[k]
+        if v is None:
+            a, b = f.d(x, u), None
+        else:
+            a, b = f.d(x, torch.stack(torch.broadcast_tensors(u, v))).unbind(0)
+        return f.scale * self._inner_at(k + 1, f.fwd(x), a, b)
+
+    def _dist_at(self, k, x, y):
+        if k == len(self._maps):
+            return self._ab_dist(x, y)
+        f = self._maps[k]
+        return f.dist_scale * self._dist_at(k + 1, f.fwd(x), f.fwd(y))
+
+    def _expmap_at(self, k, x, u):
+        if k == len(self._maps):
+            return self._expmap(x, u)
+        f = self._maps[k]
+        return f.inv(self._expmap_at(k + 1, f.fwd(x), f.d(x, u)))
+
+    def _logmap_at(self, k, x, y):
+        if k == len(self._maps):
+            return self._logmap(x, y)
+        f = self._maps[k]
+        return f.d_inv(x, self._logmap_at(k + 1, f.fwd(x), f.fwd(y)))
+
+    def _transp_at(self, k, x, y, v):
+        if k == len(self._maps):
+            return self._transp(x, y, v)
+        f = self._maps[k]
+        return f.d_inv(y, self._transp_at(k + 1, f.fwd(x), f.fwd(y), f.d(x, v)))
+
+    def _expmap_transp_at(self, k, x, u, v):
+        if k == len(self._maps):
+            return self._expmap_transp(x, u, v)
+        f = self._maps[k]
+        a, b = f.d(x, torch.stack(torch.broadcast_tensors(u, v))).unbind(0)
+        fy, tb = self._expmap_transp_at(k + 1, f.fwd(x), a, b)
+        y = f.inv(fy)
+        return y, f.d_inv(y, tb)
+
+    def _egrad2rgrad_at(self, k, x, g):
+        if k == len(self._maps):
+            return self._ab_egrad2rgrad(x, g)
+        f = self._maps[k]
+        r = self._egrad2rgrad_at(k + 1, f.fwd(x), f.d_adj_inv(x, g))
+        return f.d_inv(x, r) / f.scale
+
+    # ------------------------------------------------------------------ public verbs
+    def inner(self, x, u, v=None):
+        """``<u, v>_x`` (``v=None``: ``<u, u>_x``), shape ``(...)``."""
+        return self._inner_at(0, x, u, v)
+
     def dist(self, x, y):
         """Geodesic distance, shape ``(...)``."""
+        return self._dist_at(0, x, y)
 
-    @abc.abstractmethod
     def expmap(self, x, u):
         """Riemannian exponential ``(..., n, n)``."""
+        return self._expmap_at(0, x, u)
 
-    @abc.abstractmethod
     def logmap(self, x, y):
         """Riemannian logarithm ``(..., n, n)`` (symmetric)."""
+        return self._logmap_at(0, x, y)
 
-    @abc.abstractmethod
     def transp(self, x, y, v):
-        """Parallel transport of ``v`` from ``x`` to ``y`` along the geodesic."""
+        """Parallel transport of ``v`` from ``x`` to ``y`` along the geodesic, ``(..., n, n)``."""
+        return self._transp_at(0, x, y, v)
 
-    @abc.abstractmethod
     def egrad2rgrad(self, x, g):
-        """Riemannian gradient from the Euclidean gradient ``g`` (any square matrix)."""
+        """Riemannian gradient from the Euclidean gradient ``g`` (any square matrix), ``(..., n, n)``."""
+        return self._egrad2rgrad_at(0, x, sym(g))
 
     def transp_follow_expmap(self, x, u, v):
         """Parallel transport of ``v`` along ``t -> expmap(x, t u)``."""
-        return self.transp(x, self.expmap(x, u), v)
+        return self.expmap_transp(x, u, v)[1]
 
     def expmap_transp(self, x, u, v):
         """``(expmap(x, u), transp_follow_expmap(x, u, v))``."""
-        y = self.expmap(x, u)
-        return y, self.transp(x, y, v)
+        return self._expmap_transp_at(0, x, u, v)
+
+    # ------------------------------------------------------------------ identity
+    def _params(self) -> dict:
+        """The parameters, in ``__repr__`` order (hashable values)."""
+        p = {"theta": self.theta}
+        if self._has_alpha_beta:
+            p.update(alpha=self.alpha, beta=self.beta)
+        return p
 
     def _key(self) -> Hashable:
         """Hashable data identifying the metric (class name plus parameters)."""
-        return (type(self).__name__,)
+        return (type(self).__name__,) + tuple(self._params().items())
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({args})"
 
     def __eq__(self, other) -> bool:
         return isinstance(other, SPDMetric) and self._key() == other._key()
@@ -229,9 +572,14 @@ class SPDMetric(abc.ABC):
         return hash(self._key())
 
 
+def _tr_xinv(x, u):
+    """``tr(x⁻¹ u) = tr(L⁻¹ u L⁻ᵀ)``, shape ``(...)``."""
+    return _diag(_whiten(_chol(x), u)).sum(-1)
+
+
 # ---------------------------------------------------------------------------- AIM
 class AffineInvariantMetric(SPDMetric):
-    r"""Affine-invariant metric (AIM), ``<u, v>_x = tr(x⁻¹ u x⁻¹ v)``.
+    r"""Affine-invariant metric (AIM), ``<u, v>_x = tr(x⁻¹ u x⁻¹ v)``, and its (θ, α, β) family.
 
     Pennec, Fillard & Ayache, "A Riemannian framework for tensor computing", IJCV 66 (2006),
     Eqs. 3.2 (metric), 3.4 (exp), 3.5 (log), 3.6 (distance); parallel transport: Sra &
@@ -245,48 +593,77 @@ class AffineInvariantMetric(SPDMetric):
     * ``transp(x, y, v) = E v Eᵀ``, ``E = (y x⁻¹)^{½} = x^{½}(x^{-½} y x^{-½})^{½} x^{-½}``
     * ``egrad2rgrad(x, g) = x sym(g) x``
 
+    **(α, β)-AIM** (Thanwerdas & Pennec, LAA 2023, §4; Chen et al., ICLR 2024, Table 1):
+    ``g_x(u, v) = α tr(x⁻¹u x⁻¹v) + β tr(x⁻¹u) tr(x⁻¹v)``; same exp / log / transport,
+    ``dist² = α ‖log λ‖² + β (Σ log λ)²`` (``λ`` the eigenvalues of ``x⁻¹ y``),
+    ``egrad2rgrad(x, g) = (x g x − β/(α + nβ) tr(x g) x)/α``.
+    **Power-affine / (θ, α, β)-AIM**: the pullback by ``x ↦ x^θ`` scaled by ``1/θ²``
+    (Thanwerdas & Pennec, GSI 2019; see :class:`SPDMetric`); ``dist = d^{α,β}(x^θ, y^θ)/|θ|``,
+    ``θ = 1`` is AIM and ``θ → 0`` tends to the (α, β)-log-Euclidean metric.
+
     Every congruence by ``x^{±½}`` is computed with the Cholesky factor ``x = L Lᵀ``
     instead (the formulas are invariant under ``x^{½} -> L Q``, ``Q`` orthogonal; e.g.
     ``E = L (L⁻¹ y L⁻ᵀ)^{½} L⁻¹``), so only the inner ``expm`` / ``logm`` / ``sqrtm`` need an
     eigendecomposition, with a Daleckii–Krein backward: gradients are finite at ``x = I``
     and at repeated eigenvalues.
+
+    Args:
+        theta: power deformation, a nonzero real (default 1: none).
+        alpha: ``α > 0`` (default 1).
+        beta: ``β > −α/n`` (default 0; checked against ``n`` by :class:`SPD`).
+
+    Raises:
+        ValueError: ``theta = 0``, ``alpha ≤ 0``, ``beta ≤ −alpha``, or a non-finite / non-real
+            parameter.
     """
 
     key = "aim"
+    _has_alpha_beta = True
 
-    def inner(self, x, u, v):
+    def __init__(self, *, theta: float = 1.0, alpha: float = 1.0, beta: float = 0.0):
+        super().__init__(theta=theta, alpha=alpha, beta=beta)
+
+    def _inner(self, x, u, v):
         c = _chol(x)
         a = _whiten(c, u)
         b = a if v is None else _whiten(c, v)
         return _frob(a, b)
 
-    def dist(self, x, y):
+    def _dist(self, x, y):
         return aim_dist(x, y)
 
-    def expmap(self, x, u):
+    def _expmap(self, x, u):
         c = _chol(x)
         return _color(c, sym_expm(_whiten(c, u)))
 
-    def logmap(self, x, y):
+    def _logmap(self, x, y):
         c = _chol(x)
         return _color(c, sym_logm(_whiten(c, y)))
 
-    def transp(self, x, y, v):
+    def _transp(self, x, y, v):
         c = _chol(x)
         s = sym_sqrtm(_whiten(c, y))
         return _color(c, sym(s @ _whiten(c, v) @ s))
 
-    def transp_follow_expmap(self, x, u, v):
-        return self.expmap_transp(x, u, v)[1]
-
-    def expmap_transp(self, x, u, v):
+    def _expmap_transp(self, x, u, v):
         c = _chol(x)
         e = sym_expm(0.5 * _whiten(c, u))  # (x^{-½}-whitened y)^{½}
         y = _color(c, sym(e @ e))
         return y, _color(c, sym(e @ _whiten(c, v) @ e))
 
-    def egrad2rgrad(self, x, g):
+    def _egrad2rgrad(self, x, g):
         return sym(x @ sym(g) @ x)
+
+    def _trace_form(self, x, u):
+        return _tr_xinv(x, u)
+
+    def _trace_dual(self, x):
+        return x
+
+    def _dist_terms(self, x, y):
+        lam = spd_generalized_eigvalsh(x, y)
+        log_lam = torch.log(torch.maximum(lam, _spd_floor(lam)))
+        return (log_lam * log_lam).sum(-1), log_lam.sum(-1)
 
 
 # ---------------------------------------------------------------------------- LEM
@@ -310,6 +687,12 @@ class LogEuclideanMetric(SPDMetric):
       self-adjoint), ``<G, v>_x = <g, v>_F`` for all ``v`` gives ``G = (D log_x)⁻² sym(g)``, and
       ``(D log_x)⁻¹ = D exp_{log x}``. In the eigenbasis: ``U ((Uᵀ sym(g) U) / L²) Uᵀ``.
 
+    **(α, β)-LEM** (Chen et al., ICLR 2024, Table 1): ``<A, B>^{α,β} = α tr(AB) + β tr A tr B``
+    on ``A = D log_x(u)``; same exp / log / transport, ``dist² = α ‖log x − log y‖_F² +
+    β (log det x − log det y)²`` (``tr D log_x(u) = tr(x⁻¹ u)``). A power deformation ``θ``
+    leaves LEM unchanged (``log x^θ = θ log x``, and the ``1/θ²`` scale cancels it); it is
+    accepted for uniformity and computed through the pullback (so it costs extra work).
+
     ``D exp_a(e)`` is computed with the block formula ``expm([[a, e], [0, a]])``
     (``torch.linalg.matrix_exp``, finite gradients everywhere), and for ``n ≤ 8`` ``D log_x``
     as its inverse (an ``n² × n²`` solve, see :meth:`dlog`), so all gradients are finite at
@@ -317,9 +700,15 @@ class LogEuclideanMetric(SPDMetric):
     with autograd, and the gradients of ``inner``, ``expmap`` and ``transp`` **with respect to
     x** are NaN when ``x`` has exactly repeated eigenvalues (a second-order Daleckii–Krein
     backward would remove this; not implemented yet).
+
+    Args / Raises: as :class:`AffineInvariantMetric`.
     """
 
     key = "lem"
+    _has_alpha_beta = True
+
+    def __init__(self, *, theta: float = 1.0, alpha: float = 1.0, beta: float = 0.0):
+        super().__init__(theta=theta, alpha=alpha, beta=beta)
 
     @staticmethod
     def _eig_loewner(x):
@@ -337,41 +726,47 @@ class LogEuclideanMetric(SPDMetric):
         """
         n = x.shape[-1]
         if n <= _KRON_MAX_N:
-            x, u = torch.broadcast_tensors(x, u)
-            k = _dexp_kron(sym_logm(x))
-            sol = torch.linalg.solve(k, u.reshape(u.shape[:-2] + (n * n,)))
-            return sym(sol.reshape(u.shape))
+            return _dexp_inv(sym_logm(x), u)
         vec, lw = LogEuclideanMetric._eig_loewner(x)
         return sym(vec @ (lw * (vec.mT @ u @ vec)) @ vec.mT)
 
-    def inner(self, x, u, v):
-        a = self.dlog(x, u)
-        b = a if v is None else self.dlog(x, v)
+    def _inner(self, x, u, v):
+        if v is None:
+            a = self.dlog(x, u)
+            return _frob(a, a)
+        a, b = self.dlog(x, torch.stack(torch.broadcast_tensors(u, v))).unbind(0)
         return _frob(a, b)
 
-    def dist(self, x, y):
+    def _dist(self, x, y):
         return torch.linalg.matrix_norm(sym_logm(x) - sym_logm(y))
 
-    def expmap(self, x, u):
+    def _expmap(self, x, u):
         return sym_expm(sym_logm(x) + self.dlog(x, u))
 
-    def logmap(self, x, y):
+    def _logmap(self, x, y):
         lx = sym_logm(x)
         return _dexp_block(lx, sym_logm(y) - lx)
 
-    def transp(self, x, y, v):
+    def _transp(self, x, y, v):
         return _dexp_block(sym_logm(y), self.dlog(x, v))
 
-    def expmap_transp(self, x, u, v):
+    def _expmap_transp(self, x, u, v):
         a = sym_logm(x) + self.dlog(x, u)
         return sym_expm(a), _dexp_block(a, self.dlog(x, v))
 
-    def transp_follow_expmap(self, x, u, v):
-        return self.expmap_transp(x, u, v)[1]
-
-    def egrad2rgrad(self, x, g):
+    def _egrad2rgrad(self, x, g):
         lx = sym_logm(x)
         return _dexp_block(lx, _dexp_block(lx, sym(g)))
+
+    def _trace_form(self, x, u):
+        return _tr_xinv(x, u)
+
+    def _trace_dual(self, x):
+        return x  # D exp_{log x}(I) = x
+
+    def _dist_terms(self, x, y):
+        d = sym_logm(y) - sym_logm(x)
+        return _frob(d, d), _diag(d).sum(-1)
 
 
 # ---------------------------------------------------------------------------- LCM
@@ -392,11 +787,24 @@ class LogCholeskyMetric(SPDMetric):
     * ``egrad2rgrad(x, g) = L Zᵀ + Z Lᵀ``, ``Z = ⌊W⌋ + D(L)² D(W)``, ``W = tril(2 sym(g) L)``
       (``tril(2 S L)`` is the adjoint of ``X ↦ L Xᵀ + X Lᵀ``; ``D(L)²`` inverts the factor metric).
 
-    Not O(n)-invariant; flat and complete. Everything is Cholesky + elementwise ops, so all
-    gradients are finite at repeated eigenvalues.
+    **θ-LCM** (Chen et al., ICLR 2024, Table 1): the pullback by ``x ↦ x^θ`` scaled by
+    ``1/θ²`` (see :class:`SPDMetric`), ``dist = d_LCM(x^θ, y^θ)/|θ|``; still flat and complete.
+
+    Not O(n)-invariant, so no (α, β) family; flat and complete. Everything is Cholesky +
+    elementwise ops, so all gradients are finite at repeated eigenvalues (the θ-deformation
+    adds the matrix power, see :class:`SPDMetric`).
+
+    Args:
+        theta: power deformation, a nonzero real (default 1: none).
+
+    Raises:
+        ValueError: ``theta = 0`` or not a finite real number.
     """
 
     key = "lcm"
+
+    def __init__(self, *, theta: float = 1.0):
+        super().__init__(theta=theta)
 
     @staticmethod
     def _to_factor(c, u):
@@ -408,40 +816,40 @@ class LogCholeskyMetric(SPDMetric):
     def _from_factor(c, xf):
         return sym(c @ xf.mT + xf @ c.mT)
 
-    def inner(self, x, u, v):
+    def _inner(self, x, u, v):
         c = _chol(x)
         a = self._to_factor(c, u)
         b = a if v is None else self._to_factor(c, v)
         d = _diag(c)
         return _frob(_strict_lower(a), _strict_lower(b)) + ((_diag(a) / d) * (_diag(b) / d)).sum(-1)
 
-    def dist(self, x, y):
+    def _dist(self, x, y):
         c, k = _chol(x), _chol(y)
         sl = _strict_lower(c) - _strict_lower(k)
         dl = torch.log(_diag(c)) - torch.log(_diag(k))
         sq = (sl * sl).sum((-2, -1)) + (dl * dl).sum(-1)
         return safe_sqrt(sq)
 
-    def expmap(self, x, u):
+    def _expmap(self, x, u):
         c = _chol(x)
         xf = self._to_factor(c, u)
         d = _diag(c)
         k = _strict_lower(c) + _strict_lower(xf) + torch.diag_embed(d * torch.exp(_diag(xf) / d))
         return sym(k @ k.mT)
 
-    def logmap(self, x, y):
+    def _logmap(self, x, y):
         c, k = _chol(x), _chol(y)
         d = _diag(c)
         xf = _strict_lower(k) - _strict_lower(c) + torch.diag_embed(d * (torch.log(_diag(k)) - torch.log(d)))
         return self._from_factor(c, xf)
 
-    def transp(self, x, y, v):
+    def _transp(self, x, y, v):
         c, k = _chol(x), _chol(y)
         xf = self._to_factor(c, v)
         yf = _strict_lower(xf) + torch.diag_embed(_diag(k) / _diag(c) * _diag(xf))
         return self._from_factor(k, yf)
 
-    def egrad2rgrad(self, x, g):
+    def _egrad2rgrad(self, x, g):
         c = _chol(x)
         w = torch.tril(2.0 * sym(g) @ c)
         d = _diag(c)
@@ -451,38 +859,63 @@ class LogCholeskyMetric(SPDMetric):
 
 # ---------------------------------------------------------------------------- EM
 class EuclideanMetric(SPDMetric):
-    r"""Euclidean (Frobenius) metric ``<u, v>_x = tr(u v)`` restricted to the SPD cone.
+    r"""Euclidean (Frobenius) metric ``<u, v>_x = tr(u v)`` restricted to the SPD cone, and its
+    power-Euclidean / (θ, α, β) family.
 
     Flat but **incomplete** (Thanwerdas & Pennec, LAA 2023; refs/core.md §4): ``expmap(x, u) =
     x + u`` leaves the cone when ``x + u`` is not positive definite (no error is raised; check
     with :meth:`SPD.check_point` or use :meth:`SPD.projx`). ``logmap(x, y) = y − x``,
     ``dist = ‖x − y‖_F``, transport is the identity, ``egrad2rgrad(x, g) = sym(g)``.
+
+    **(α, β)-EM**: ``α tr(uv) + β tr u tr v``; ``dist² = α ‖x − y‖_F² + β tr(x − y)²``,
+    ``egrad2rgrad(x, g) = (sym g − β/(α + nβ) tr(g) I)/α``. **Power-Euclidean** (Dryden, Koloydenko
+    & Zhou, "Non-Euclidean statistics for covariance matrices", Ann. Appl. Stat. 2009;
+    Thanwerdas & Pennec, LAA 2023, refs/core.md §4): the pullback by ``x ↦ x^θ`` scaled by
+    ``1/θ²``, ``dist = ‖x^θ − y^θ‖_F/|θ|``, ``expmap(x, u) = (x^θ + D pow_θ(x)[u])^{1/θ}``
+    (incomplete: NaN-free but meaningless when ``x^θ + D pow_θ(x)[u]`` is not SPD, the
+    power floors the eigenvalues), ``θ → 0`` tends to LEM.
+
+    Args / Raises: as :class:`AffineInvariantMetric`.
     """
 
     key = "em"
+    _has_alpha_beta = True
 
-    def inner(self, x, u, v):
+    def __init__(self, *, theta: float = 1.0, alpha: float = 1.0, beta: float = 0.0):
+        super().__init__(theta=theta, alpha=alpha, beta=beta)
+
+    def _inner(self, x, u, v):
         return _frob(u, u if v is None else v)
 
-    def dist(self, x, y):
+    def _dist(self, x, y):
         return torch.linalg.matrix_norm(x - y)
 
-    def expmap(self, x, u):
+    def _expmap(self, x, u):
         return x + u
 
-    def logmap(self, x, y):
+    def _logmap(self, x, y):
         return y - x
 
-    def transp(self, x, y, v):
+    def _transp(self, x, y, v):
         return torch.broadcast_to(v, torch.broadcast_shapes(x.shape, y.shape, v.shape)).clone()
 
-    def egrad2rgrad(self, x, g):
+    def _egrad2rgrad(self, x, g):
         return sym(g)
+
+    def _trace_form(self, x, u):
+        return _diag(u).sum(-1)
+
+    def _trace_dual(self, x):
+        return _eye_like(x)
+
+    def _dist_terms(self, x, y):
+        d = y - x
+        return _frob(d, d), _diag(d).sum(-1)
 
 
 # ---------------------------------------------------------------------------- BWM
 class BuresWassersteinMetric(SPDMetric):
-    r"""Bures–Wasserstein metric (BWM), ``<u, v>_x = ½ tr(L_x(u) v)``.
+    r"""Bures–Wasserstein metric (BWM), ``<u, v>_x = ½ tr(L_x(u) v)``, and θ-BWM.
 
     ``L_x(u)`` solves the Lyapunov equation ``x L + L x = u``. Bhatia, Jain & Lim, "On the
     Bures–Wasserstein distance between positive definite matrices", Expo. Math. 37 (2019),
@@ -498,42 +931,141 @@ class BuresWassersteinMetric(SPDMetric):
     * ``transp``: raises :class:`NotImplementedError` — there is no closed form outside
       commuting matrices (an ODE transport, as geomstats' RK4, is planned).
 
+    **θ-BWM**: the pullback by ``x ↦ x^θ`` scaled by ``1/θ²`` (see :class:`SPDMetric`),
+    ``dist = d_BW(x^θ, y^θ)/|θ|``. Conventions differ between papers (refs/batchnorm.md §3.1):
+    GBWBN's ``po`` applies BW to ``P^{po}`` (``po`` is this ``theta``), while Chen et al.'s
+    "2θ-BWM" (RMLR, LieBN code) deforms by ``P^{2θ}``, i.e. ``theta = 2θ_Chen`` here; compare
+    the power and the scale factor, not the names.
+
     The Lyapunov solve is an ``n² × n²`` linear system for ``n ≤ 8`` (gradients finite at
     repeated eigenvalues) and an eigenbasis solve for larger ``n`` (gradients w.r.t. ``x`` of
     ``inner`` / ``expmap`` then NaN at exactly repeated eigenvalues).
+
+    Args:
+        theta: power deformation, a nonzero real (default 1: none).
+
+    Raises:
+        ValueError: ``theta = 0`` or not a finite real number.
     """
 
     key = "bwm"
 
-    def inner(self, x, u, v):
+    def __init__(self, *, theta: float = 1.0):
+        super().__init__(theta=theta)
+
+    def _inner(self, x, u, v):
         return 0.5 * _frob(_lyapunov(x, u), u if v is None else v)
 
-    def dist(self, x, y):
+    def _dist(self, x, y):
         c = _chol(x)
         lam = torch.linalg.eigvalsh(sym(c.mT @ y @ c))
         tr = _diag(x).sum(-1) + _diag(y).sum(-1) - 2.0 * torch.sqrt(torch.clamp(lam, min=0.0)).sum(-1)
         return safe_sqrt(torch.clamp(tr, min=0.0))
 
-    def expmap(self, x, u):
+    def _expmap(self, x, u):
         lx = _lyapunov(x, u)
         return sym(x + u + lx @ x @ lx)
 
-    def logmap(self, x, y):
+    def _logmap(self, x, y):
         c = _chol(x)
         cm = c @ sym_sqrtm(sym(c.mT @ y @ c))
         # s = (L M) L⁻¹, i.e. Lᵀ sᵀ = (L M)ᵀ: one triangular solve
         s = torch.linalg.solve_triangular(c.mT, cm.mT, upper=True).mT
         return sym(s + s.mT) - 2.0 * x
 
-    def transp(self, x, y, v):
+    def _transp(self, x, y, v):
         raise NotImplementedError(
-            "BuresWassersteinMetric has no closed-form parallel transport (only between commuting "
-            "matrices, Thanwerdas & Pennec 2023); an ODE transport is not implemented yet"
+            f"{type(self).__name__} has no closed-form parallel transport (the Bures–Wasserstein "
+            "transport is closed-form only between commuting matrices, Thanwerdas & Pennec 2023); "
+            "an ODE transport is not implemented yet"
         )
 
-    def egrad2rgrad(self, x, g):
+    def _egrad2rgrad(self, x, g):
         gs = sym(g)
         return 2.0 * sym(x @ gs + gs @ x)
+
+
+# ---------------------------------------------------------------------------- GBWM
+class GeneralizedBuresWassersteinMetric(BuresWassersteinMetric):
+    r"""Generalized Bures–Wasserstein metric (GBWM) with SPD parameter ``m``, and θ-GBWM.
+
+    Han, Mishra, Jawanpuria & Gao, "Generalized Bures–Wasserstein geometry for positive definite
+    matrices", arXiv 2110.10464 (2021): ``g^m_x(u, v) = ½ tr(L_{x,m}(u) v)``, ``x L m + m L x =
+    u`` (generalized Lyapunov equation). It is the pullback of :class:`BuresWassersteinMetric`
+    by the congruence ``x ↦ m^{-½} x m^{-½}`` (refs/batchnorm.md §3.1), which is how it is
+    computed (with ``m = K Kᵀ``, ``x ↦ K⁻¹ x K⁻ᵀ``: the same pullback, BW being
+    O(n)-invariant). Closed forms (Han et al., §3; refs/batchnorm.md §3.1):
+
+    * ``dist² = tr(m⁻¹x) + tr(m⁻¹y) − 2 tr((x^{½} m⁻¹ y m⁻¹ x^{½})^{½})``
+    * ``logmap(x, y) = m (m⁻¹ x m⁻¹ y)^{½} + (y m⁻¹ x m⁻¹)^{½} m − 2x``
+    * ``expmap(x, u) = x + u + m L_{x,m}(u) x L_{x,m}(u) m``
+    * ``egrad2rgrad(x, g) = 2 (x sym(g) m + m sym(g) x)``
+    * ``transp``: raises :class:`NotImplementedError`, as for BWM (no closed form).
+
+    ``m = I`` is BWM. With ``theta``: the pullback by ``x ↦ x^θ`` scaled by ``1/θ²``, i.e.
+    ``dist = d_GBW(x^θ, y^θ)/|θ|`` (GBWBN, refs/batchnorm.md §3.1).
+
+    Args:
+        m: ``(n, n)`` SPD tensor (float32 or float64; it may require grad, e.g. a trained
+            parameter: it is read at every call and cast to the points' dtype and device; the
+            metric keeps a reference, so in-place updates of ``m`` change the metric).
+        theta: power deformation, a nonzero real (default 1: none).
+
+    Raises:
+        ValueError: ``m`` not a floating-point ``(n, n)`` tensor, not symmetric, not positive
+            definite or not finite; ``theta`` invalid. ``SPD(n, metric)`` also checks that ``m``
+            is ``n × n``.
+
+    Two metrics are equal (:meth:`_key`) when they hold the *same* tensor object ``m`` and the
+    same ``theta`` (values are not compared: that would synchronise with the device).
+    """
+
+    key = "gbwm"
+
+    def __init__(self, m: torch.Tensor, *, theta: float = 1.0):
+        if not isinstance(m, torch.Tensor) or not m.is_floating_point():
+            raise ValueError(f"GeneralizedBuresWassersteinMetric: m must be a floating-point tensor, got {type(m).__name__}")
+        if m.dim() != 2 or m.shape[0] != m.shape[1]:
+            raise ValueError(f"GeneralizedBuresWassersteinMetric: m must be an (n, n) SPD matrix, got shape {tuple(m.shape)}")
+        md = m.detach()
+        if not bool(torch.isfinite(md).all()):
+            raise ValueError("GeneralizedBuresWassersteinMetric: m contains NaN or inf")
+        tol = check_tol(md.dtype) * max(1.0, float(md.abs().amax()))
+        if float((md - md.mT).abs().amax()) > tol:
+            raise ValueError("GeneralizedBuresWassersteinMetric: m must be symmetric")
+        if int(torch.linalg.cholesky_ex(sym(md))[1]) != 0:
+            raise ValueError("GeneralizedBuresWassersteinMetric: m must be positive definite (Cholesky failed)")
+        self.m = m
+        super().__init__(theta=theta)
+
+    def _base_maps(self) -> tuple:
+        return (_CongruenceMap(self.m),)
+
+    def _check_n(self, n: int) -> None:
+        super()._check_n(n)
+        if tuple(self.m.shape) != (n, n):
+            raise ValueError(f"GeneralizedBuresWassersteinMetric: m has shape {tuple(self.m.shape)}, expected ({n}, {n})")
+
+    def _params(self) -> dict:
+        return {"m": _TensorRef(self.m), "theta": self.theta}
+
+
+class _TensorRef:
+    """Hashable identity reference to a tensor (for metric keys), shown as its shape and dtype."""
+
+    __slots__ = ("t",)
+
+    def __init__(self, t: torch.Tensor):
+        self.t = t
+
+    def __eq__(self, other):
+        return isinstance(other, _TensorRef) and other.t is self.t
+
+    def __hash__(self):
+        return id(self.t)
+
+    def __repr__(self):
+        return f"<tensor {tuple(self.t.shape)} {str(self.t.dtype).replace('torch.', '')}>"
 
 
 _METRICS = {
@@ -558,17 +1090,20 @@ class SPD(Manifold):
     (n, n)``, ``dim = n(n+1)/2``. ``inner``, ``dist``, ``expmap``, ``logmap``, ``transp``,
     ``egrad2rgrad`` are the metric's (see :class:`AffineInvariantMetric`,
     :class:`LogEuclideanMetric`, :class:`LogCholeskyMetric`, :class:`EuclideanMetric`,
-    :class:`BuresWassersteinMetric`); ``inner`` / ``dist`` return ``(...)`` or, with
+    :class:`BuresWassersteinMetric`, :class:`GeneralizedBuresWassersteinMetric`); ``inner`` / ``dist`` return ``(...)`` or, with
     ``keepdim=True``, ``(..., 1, 1)``.
 
     Args:
         n: matrix size, a positive int.
         metric: ``"aim"`` (default), ``"lem"``, ``"lcm"``, ``"em"``, ``"bwm"`` (long names
             ``"affine"``, ``"log_euclidean"``, ``"log_cholesky"``, ``"euclidean"``,
-            ``"bures_wasserstein"`` too) or an :class:`SPDMetric` instance.
+            ``"bures_wasserstein"`` too; the plain metrics) or an :class:`SPDMetric` instance,
+            e.g. ``AffineInvariantMetric(theta=0.5, alpha=1.0, beta=0.1)`` or
+            ``GeneralizedBuresWassersteinMetric(m)``.
 
     Raises:
-        ValueError: ``n`` not a positive int, or an unknown metric name.
+        ValueError: ``n`` not a positive int, an unknown metric name, ``beta ≤ −alpha/n`` for
+            an (α, β) metric, or a GBWM parameter ``m`` that is not ``n × n``.
 
     ``random_base`` / ``base_log_prob`` raise :class:`NotImplementedError` for now (no reference
     density on SPD yet, e.g. a Wishart or wrapped normal at ``I``).
@@ -595,6 +1130,7 @@ class SPD(Manifold):
             metric = cls()
         elif not isinstance(metric, SPDMetric):
             raise ValueError(f"SPD metric must be a name or an SPDMetric instance, got {type(metric).__name__}")
+        metric._check_n(n)
         self.n = n
         self.metric = metric
         self.event_shape = (n, n)
