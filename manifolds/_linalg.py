@@ -671,6 +671,30 @@ def _tie_rtol2(dtype: torch.dtype, closed_form: bool) -> float:
     return eps ** (1.0 / 3.0) if closed_form else eps ** 0.25
 
 
+_TRIPLES: dict = {}
+
+
+def _sorted_triples(n: int, device: torch.device):
+    """Index tensors for the sorted triples ``a ≤ b ≤ c`` of ``range(n)`` (cached per ``n, device``).
+
+    Returns ``(a, b, c, full)``: ``a, b, c: (m,)`` with ``m = n(n+1)(n+2)/6``, and
+    ``full: (n, n, n)`` mapping every index triple ``(i, k, j)`` to the position of its sorted
+    version, so that a symmetric 3-tensor is ``compact[..., full]``. Built from shapes only.
+    """
+    key = (n, device)
+    if key not in _TRIPLES:
+        idx = torch.arange(n, device=device)
+        t = torch.combinations(idx, r=3, with_replacement=True)  # (m, 3), rows sorted
+        a, b, c = t.unbind(-1)
+        table = torch.zeros(n, n, n, dtype=torch.long, device=device)
+        table[a, b, c] = torch.arange(t.shape[0], device=device)
+        i, k, j = idx.view(n, 1, 1), idx.view(1, n, 1), idx.view(1, 1, n)
+        lo = torch.minimum(torch.minimum(i, k), j)
+        hi = torch.maximum(torch.maximum(i, k), j)
+        _TRIPLES[key] = (a, b, c, table[lo, i + k + j - lo - hi, hi])
+    return _TRIPLES[key]
+
+
 def _second_divided_differences(
     lam: torch.Tensor,
     loewner: torch.Tensor,
@@ -682,38 +706,36 @@ def _second_divided_differences(
 
     ``lam: (..., n)`` are the eigenvalues in ascending order (as ``torch.linalg.eigh`` returns
     them; the ordering only affects accuracy, never correctness) and ``loewner: (..., n, n)``
-    the first divided differences ``f[λ_i, λ_j]`` (:func:`_loewner`). The three indices are
-    sorted by index (hence by value): with ``lo ≤ mid ≤ hi``,
+    the first divided differences ``f[λ_i, λ_j]`` (:func:`_loewner`). ``F²`` is symmetric in
+    its three indices, so it is computed on the sorted index triples ``lo ≤ mid ≤ hi`` only
+    (``≈ n³/6`` entries) and expanded with one gather. With ``lo ≤ mid ≤ hi``,
 
         f[λ_lo, λ_mid, λ_hi] = (f[λ_mid, λ_hi] − f[λ_lo, λ_mid]) / (λ_hi − λ_lo),
 
-    the first differences being gathered from ``loewner`` (so their own ties are already
-    resolved). If the spread ``λ_hi − λ_lo`` is at most ``rtol·scale`` (:func:`_tie_rtol2`;
+    the first differences being read from ``loewner`` (so their own ties are already
+    resolved), and the denominator the largest of the three possible. If the spread
+    ``λ_hi − λ_lo`` is at most ``rtol·scale`` (:func:`_tie_rtol2`;
     ``scale = max(|λ_lo|, |λ_hi|, rtol·max_k|λ_k|)``, or the constant ``tie_scale`` when
     given) the value is ``f″(mean)/2``. Both branches are evaluated on sanitised inputs.
     Cost: ``O(n³)`` memory and flops per matrix.
     """
     n = lam.shape[-1]
-    idx = torch.arange(n, device=lam.device)
-    i, k, j = idx.view(n, 1, 1), idx.view(1, n, 1), idx.view(1, 1, n)
-    lo = torch.minimum(torch.minimum(i, k), j)
-    hi = torch.maximum(torch.maximum(i, k), j)
-    mid = i + k + j - lo - hi
-    lam_lo, lam_hi = lam[..., lo], lam[..., hi]  # (..., n, n, n)
+    a, b, c, full = _sorted_triples(n, lam.device)
+    lam_lo, lam_mid, lam_hi = (lam.index_select(-1, t) for t in (a, b, c))  # (..., m)
     flat = loewner.flatten(-2)
-    numer = flat[..., mid * n + hi] - flat[..., lo * n + mid]
+    numer = flat.index_select(-1, b * n + c) - flat.index_select(-1, a * n + b)
     spread = lam_hi - lam_lo
     rtol = _tie_rtol2(lam.dtype, closed_form)
     if tie_scale is None:
-        spectrum_scale = lam.abs().amax(-1, keepdim=True).unsqueeze(-1).unsqueeze(-1)  # (..., 1, 1, 1)
+        spectrum_scale = lam.abs().amax(-1, keepdim=True)  # (..., 1)
         scale = torch.maximum(torch.maximum(lam_lo.abs(), lam_hi.abs()), rtol * spectrum_scale)
     else:
         scale = tie_scale
     tie = spread.abs() <= rtol * scale
     quotient = numer / torch.where(tie, torch.ones_like(spread), spread)
-    batch = lam.shape[:-1]
-    mean = (lam.view(batch + (n, 1, 1)) + lam.view(batch + (1, n, 1)) + lam.view(batch + (1, 1, n))) / 3.0
-    return torch.where(tie, 0.5 * f_second(mean), quotient)
+    mean = (lam_lo + lam_mid + lam_hi) / 3.0
+    compact = torch.where(tie, 0.5 * f_second(mean), quotient)
+    return compact.index_select(-1, full.flatten()).unflatten(-1, (n, n, n))
 
 
 def _frechet_x_vjp_eigbasis(f2: torch.Tensor, w_t: torch.Tensor, g_t: torch.Tensor) -> torch.Tensor:
