@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import Hashable, Union
+from typing import Hashable, Optional, Union
 
 import torch
 
@@ -55,8 +55,10 @@ from ._linalg import (
     sym_powm_frechet_inv,
     sym_sqrtm,
 )
+from ._bures import bw_parallel_transport, bw_transp_follow_expmap
 from ._numerics import check_tol, safe_sqrt
 from .base import Manifold
+from .gyro import AIMGyro, LCMGyro, LEMGyro
 
 __all__ = [
     "SPD",
@@ -375,6 +377,8 @@ class SPDMetric(abc.ABC):
     key: str = ""
     #: whether the class has flat / whitened coordinates, hence an (α, β) family
     _has_alpha_beta: bool = False
+    #: the gyro-structure of the base metric (a class of :mod:`manifolds.gyro`), or None
+    _gyro = None
 
     def __init__(self, *, theta: float = 1.0, alpha: float = 1.0, beta: float = 0.0):
         self.theta = _check_theta(theta)
@@ -549,6 +553,80 @@ class SPDMetric(abc.ABC):
         """``(expmap(x, u), transp_follow_expmap(x, u, v))``."""
         return self._expmap_transp_at(0, x, u, v)
 
+    # ------------------------------------------------------------------ pulled-back point maps
+    def _pull(self, fn, *points):
+        """``φ⁻¹(fn(φ(p_1), ..., φ(p_k)))`` through every pullback map ``φ`` of the metric."""
+        for f in self._maps:
+            points = tuple(f.fwd(p) for p in points)
+        r = fn(*points)
+        for f in reversed(self._maps):
+            r = f.inv(r)
+        return r
+
+    # ------------------------------------------------------------------ Fréchet mean
+    def _closed_form_mean(self, x, w):
+        """Base metric's closed-form weighted mean of ``x: (..., N, n, n)`` with weights
+        ``w: (..., N)`` (normalised), or ``None`` when there is none (the default)."""
+        return None
+
+    def frechet_mean_closed_form(self, x, w):
+        """Closed-form weighted Fréchet mean, or ``None`` when the metric has none.
+
+        The base metric's closed form (log-Euclidean, log-Cholesky, Euclidean) pulled back
+        through the deformation maps: a pullback ``s φ*g`` makes ``φ`` an isometry up to the
+        constant ``s``, so the Fréchet function's minimiser is ``φ⁻¹(mean_g(φ(x_i)))`` (e.g.
+        power-Euclidean: ``(Σ w_i x_i^θ)^{1/θ}``). The ``(α, β)`` inner products do not move the
+        mean (the Fréchet function of a flat metric is a positive definite quadratic form of
+        the flat coordinates, minimised by their weighted average).
+
+        Args:
+            x: ``(..., N, n, n)`` SPD samples.
+            w: ``(..., N)`` non-negative weights summing to 1.
+
+        Returns:
+            ``(..., n, n)`` mean, or ``None``.
+        """
+        if type(self)._closed_form_mean is SPDMetric._closed_form_mean:
+            return None
+        return self._pull(lambda y: self._closed_form_mean(y, w), x)
+
+    # ------------------------------------------------------------------ gyro-structure
+    def _require_gyro(self):
+        if self._gyro is None:
+            raise NotImplementedError(
+                f"{self!r} has no gyro-structure in this library (available: the affine-invariant, "
+                "log-Euclidean and log-Cholesky metrics and their θ-deformations; see manifolds.gyro)"
+            )
+        return self._gyro
+
+    def gyro_add(self, a, b):
+        """``a ⊕ b`` of the metric's gyro-structure (pulled back by the θ deformation)."""
+        g = self._require_gyro()
+        return self._pull(g.gyro_add, a, b)
+
+    def gyro_inv(self, a):
+        """``⊖a``."""
+        g = self._require_gyro()
+        return self._pull(g.gyro_inv, a)
+
+    def gyration(self, a, b, c):
+        """``gyr[a, b] c``."""
+        g = self._require_gyro()
+        return self._pull(g.gyration, a, b, c)
+
+    def gyro_scalar_mul(self, t, a):
+        """``t ⊗ a`` (``t`` a scalar or a ``(...)`` batch tensor)."""
+        g = self._require_gyro()
+        return self._pull(lambda p: g.gyro_scalar_mul(t, p), a)
+
+    def gyro_identity(self, like):
+        """The identity element ``e`` (``I``), broadcast to the shape of ``like``."""
+        g = self._require_gyro()
+        r = g.gyro_identity(like)
+        for f in reversed(self._maps):
+            r = f.inv(r)
+        return r
+
     # ------------------------------------------------------------------ identity
     def _params(self) -> dict:
         """The parameters, in ``__repr__`` order (hashable values)."""
@@ -570,6 +648,11 @@ class SPDMetric(abc.ABC):
 
     def __hash__(self) -> int:
         return hash(self._key())
+
+
+def _wmean(w, a):
+    """``Σ_i w_i a_i`` of ``a: (..., N, n, n)`` with ``w: (..., N)``, shape ``(..., n, n)``."""
+    return (w[..., None, None] * a).sum(-3)
 
 
 def _tr_xinv(x, u):
@@ -619,6 +702,7 @@ class AffineInvariantMetric(SPDMetric):
 
     key = "aim"
     _has_alpha_beta = True
+    _gyro = AIMGyro
 
     def __init__(self, *, theta: float = 1.0, alpha: float = 1.0, beta: float = 0.0):
         super().__init__(theta=theta, alpha=alpha, beta=beta)
@@ -706,6 +790,11 @@ class LogEuclideanMetric(SPDMetric):
 
     key = "lem"
     _has_alpha_beta = True
+    _gyro = LEMGyro
+
+    def _closed_form_mean(self, x, w):
+        # Arsigny, Fillard, Pennec & Ayache, SIMAX 29 (2007), Thm 3.13
+        return sym_expm(_wmean(w, sym_logm(x)))
 
     def __init__(self, *, theta: float = 1.0, alpha: float = 1.0, beta: float = 0.0):
         super().__init__(theta=theta, alpha=alpha, beta=beta)
@@ -802,6 +891,14 @@ class LogCholeskyMetric(SPDMetric):
     """
 
     key = "lcm"
+    _gyro = LCMGyro
+
+    def _closed_form_mean(self, x, w):
+        # Lin, SIMAX 40 (2019), Prop. 9: ⌊K⌋ = Σ w_i ⌊L_i⌋, D(K) = Π D(L_i)^{w_i}
+        c = _chol(x)
+        logd = (w.unsqueeze(-1) * torch.log(_diag(c))).sum(-2)
+        k = _wmean(w, _strict_lower(c)) + torch.diag_embed(torch.exp(logd))
+        return sym(k @ k.mT)
 
     def __init__(self, *, theta: float = 1.0):
         super().__init__(theta=theta)
@@ -881,6 +978,9 @@ class EuclideanMetric(SPDMetric):
     key = "em"
     _has_alpha_beta = True
 
+    def _closed_form_mean(self, x, w):
+        return sym(_wmean(w, x))  # a convex combination of SPD matrices is SPD
+
     def __init__(self, *, theta: float = 1.0, alpha: float = 1.0, beta: float = 0.0):
         super().__init__(theta=theta, alpha=alpha, beta=beta)
 
@@ -928,8 +1028,13 @@ class BuresWassersteinMetric(SPDMetric):
     * ``logmap(x, y) = (x y)^{½} + (y x)^{½} − 2x``, ``(x y)^{½} = L (Lᵀ y L)^{½} L⁻¹``
     * ``expmap(x, u) = x + u + L_x(u) x L_x(u)``
     * ``egrad2rgrad(x, g) = 2 (x sym(g) + sym(g) x)`` (then ``L_x(G) = 2 sym(g)``)
-    * ``transp``: raises :class:`NotImplementedError` — there is no closed form outside
-      commuting matrices (an ODE transport, as geomstats' RK4, is planned).
+    * ``transp``: no closed form outside commuting matrices (Thanwerdas & Pennec, LAA 2023):
+      the parallel-transport ODE ``v' = −Γ_γ(γ', v)`` along the explicit geodesic, with the
+      Levi-Civita connection ``Γ_x(u, w) = −(L_x(u) x L_x(w) + L_x(w) x L_x(u))``, integrated
+      by torchdiffeq (:func:`manifolds._bures.bw_parallel_transport`; default dopri5 with
+      rtol = atol = 1e-10 in float64, 1e-5 / 1e-6 in float32; differentiable; one host sync
+      per adaptive step, torchdiffeq's step control). ``transp_follow_expmap`` integrates along
+      ``t ↦ expmap(x, t u)`` directly.
 
     **θ-BWM**: the pullback by ``x ↦ x^θ`` scaled by ``1/θ²`` (see :class:`SPDMetric`),
     ``dist = d_BW(x^θ, y^θ)/|θ|``. Conventions differ between papers (refs/batchnorm.md §3.1):
@@ -943,15 +1048,23 @@ class BuresWassersteinMetric(SPDMetric):
 
     Args:
         theta: power deformation, a nonzero real (default 1: none).
+        ode_options: keyword arguments of the transport ODE solver (``method``, ``rtol``,
+            ``atol``, ``options``; see :func:`manifolds._bures.bw_parallel_transport`).
 
     Raises:
-        ValueError: ``theta = 0`` or not a finite real number.
+        ValueError: ``theta = 0`` or not a finite real number; ``ode_options`` not a dict with
+            those keys.
     """
 
     key = "bwm"
+    _ODE_KEYS = ("method", "rtol", "atol", "options")
 
-    def __init__(self, *, theta: float = 1.0):
+    def __init__(self, *, theta: float = 1.0, ode_options: Optional[dict] = None):
         super().__init__(theta=theta)
+        ode_options = {} if ode_options is None else ode_options
+        if not isinstance(ode_options, dict) or not set(ode_options) <= set(self._ODE_KEYS):
+            raise ValueError(f"ode_options must be a dict with keys among {self._ODE_KEYS}, got {ode_options!r}")
+        self.ode_options = dict(ode_options)
 
     def _inner(self, x, u, v):
         return 0.5 * _frob(_lyapunov(x, u), u if v is None else v)
@@ -974,11 +1087,10 @@ class BuresWassersteinMetric(SPDMetric):
         return sym(s + s.mT) - 2.0 * x
 
     def _transp(self, x, y, v):
-        raise NotImplementedError(
-            f"{type(self).__name__} has no closed-form parallel transport (the Bures–Wasserstein "
-            "transport is closed-form only between commuting matrices, Thanwerdas & Pennec 2023); "
-            "an ODE transport is not implemented yet"
-        )
+        return bw_parallel_transport(x, y, v, **self.ode_options)
+
+    def _expmap_transp(self, x, u, v):
+        return self._expmap(x, u), bw_transp_follow_expmap(x, u, v, **self.ode_options)
 
     def _egrad2rgrad(self, x, g):
         gs = sym(g)
@@ -1000,7 +1112,8 @@ class GeneralizedBuresWassersteinMetric(BuresWassersteinMetric):
     * ``logmap(x, y) = m (m⁻¹ x m⁻¹ y)^{½} + (y m⁻¹ x m⁻¹)^{½} m − 2x``
     * ``expmap(x, u) = x + u + m L_{x,m}(u) x L_{x,m}(u) m``
     * ``egrad2rgrad(x, g) = 2 (x sym(g) m + m sym(g) x)``
-    * ``transp``: raises :class:`NotImplementedError`, as for BWM (no closed form).
+    * ``transp``: no closed form; the BWM transport ODE pulled back by the congruence (see
+      :class:`BuresWassersteinMetric`).
 
     ``m = I`` is BWM. With ``theta``: the pullback by ``x ↦ x^θ`` scaled by ``1/θ²``, i.e.
     ``dist = d_GBW(x^θ, y^θ)/|θ|`` (GBWBN, refs/batchnorm.md §3.1).
@@ -1010,10 +1123,12 @@ class GeneralizedBuresWassersteinMetric(BuresWassersteinMetric):
             parameter: it is read at every call and cast to the points' dtype and device; the
             metric keeps a reference, so in-place updates of ``m`` change the metric).
         theta: power deformation, a nonzero real (default 1: none).
+        ode_options: keyword arguments of the transport ODE solver (see
+            :class:`BuresWassersteinMetric`).
 
     Raises:
         ValueError: ``m`` not a floating-point ``(n, n)`` tensor, not symmetric, not positive
-            definite or not finite; ``theta`` invalid. ``SPD(n, metric)`` also checks that ``m``
+            definite or not finite; ``theta`` or ``ode_options`` invalid. ``SPD(n, metric)`` also checks that ``m``
             is ``n × n``.
 
     Two metrics are equal (:meth:`_key`) when they hold the *same* tensor object ``m`` and the
@@ -1022,7 +1137,7 @@ class GeneralizedBuresWassersteinMetric(BuresWassersteinMetric):
 
     key = "gbwm"
 
-    def __init__(self, m: torch.Tensor, *, theta: float = 1.0):
+    def __init__(self, m: torch.Tensor, *, theta: float = 1.0, ode_options: Optional[dict] = None):
         if not isinstance(m, torch.Tensor) or not m.is_floating_point():
             raise ValueError(f"GeneralizedBuresWassersteinMetric: m must be a floating-point tensor, got {type(m).__name__}")
         if m.dim() != 2 or m.shape[0] != m.shape[1]:
@@ -1036,7 +1151,7 @@ class GeneralizedBuresWassersteinMetric(BuresWassersteinMetric):
         if int(torch.linalg.cholesky_ex(sym(md))[1]) != 0:
             raise ValueError("GeneralizedBuresWassersteinMetric: m must be positive definite (Cholesky failed)")
         self.m = m
-        super().__init__(theta=theta)
+        super().__init__(theta=theta, ode_options=ode_options)
 
     def _base_maps(self) -> tuple:
         return (_CongruenceMap(self.m),)
@@ -1104,6 +1219,11 @@ class SPD(Manifold):
     Raises:
         ValueError: ``n`` not a positive int, an unknown metric name, ``beta ≤ −alpha/n`` for
             an (α, β) metric, or a GBWM parameter ``m`` that is not ``n × n``.
+
+    Gyro-structure (Nguyen 2022; Chen et al., ICLR 2025; :mod:`manifolds.gyro`): ``gyro_add``,
+    ``gyro_inv``, ``gyration``, ``gyro_scalar_mul``, ``gyro_identity`` delegate to the metric
+    (affine-invariant, log-Euclidean, log-Cholesky and their θ-deformations, pulled back by
+    ``x ↦ x^θ``; :class:`NotImplementedError` for the others).
 
     ``random_base`` / ``base_log_prob`` raise :class:`NotImplementedError` for now (no reference
     density on SPD yet, e.g. a Wishart or wrapped normal at ``I``).
@@ -1209,6 +1329,27 @@ class SPD(Manifold):
         floor = torch.clamp(check_tol(x.dtype) * lam[..., -1:], min=torch.finfo(x.dtype).tiny)
         lam = torch.maximum(lam, floor)
         return sym((vec * lam.unsqueeze(-2)) @ vec.mT)
+
+    # ------------------------------------------------------------------ gyro-structure
+    def gyro_add(self, a, b):
+        """``a ⊕ b``, ``(..., n, n)`` (see :meth:`SPDMetric.gyro_add`)."""
+        return self.metric.gyro_add(a, b)
+
+    def gyro_inv(self, a):
+        """``⊖a``, ``(..., n, n)``."""
+        return self.metric.gyro_inv(a)
+
+    def gyration(self, a, b, c):
+        """``gyr[a, b] c``, ``(..., n, n)``."""
+        return self.metric.gyration(a, b, c)
+
+    def gyro_scalar_mul(self, t, a):
+        """``t ⊗ a``, ``(..., n, n)``; ``t`` a scalar or a ``(...)`` tensor."""
+        return self.metric.gyro_scalar_mul(t, a)
+
+    def gyro_identity(self, like):
+        """The gyro identity ``I`` shaped like ``like``."""
+        return self.metric.gyro_identity(like)
 
     def origin_point(self, x):
         """The identity matrix, broadcast to the shape of ``x`` (origin of the weight decay)."""

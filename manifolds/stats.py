@@ -23,6 +23,9 @@ manifold                               mean
 ``SPD`` + :class:`LogCholeskyMetric`   ``K Kᵀ``, ``⌊K⌋ = Σ w_i ⌊L_i⌋``, ``D(K) = Π D(L_i)^{w_i}``,
                                        ``x_i = L_i L_iᵀ`` (Lin, SIAM J. Matrix Anal. Appl. 40
                                        (2019), Prop. 9)
+θ- and (α, β)-deformations of those    ``φ⁻¹(mean(φ(x_i)))`` with ``φ(x) = x^θ``, e.g. power-Euclidean
+                                       ``(Σ w_i x_i^θ)^{1/θ}``; ``(α, β)`` does not move the mean
+                                       (:meth:`manifolds.spd.SPDMetric.frechet_mean_closed_form`)
 :class:`Product`                       factor by factor (the product metric's Fréchet function is
                                        the sum of the factors'; each factor closed form or flow)
 =====================================  ===========================================================
@@ -57,11 +60,10 @@ from typing import Optional, Tuple
 
 import torch
 
-from ._linalg import sym, sym_expm, sym_logm
 from .base import Manifold
 from .euclidean import Euclidean
 from .product import Product
-from .spd import SPD, EuclideanMetric, LogCholeskyMetric, LogEuclideanMetric, _chol, _diag, _strict_lower
+from .spd import SPD
 
 __all__ = ["FrechetMeanInfo", "frechet_mean", "frechet_variance"]
 
@@ -153,24 +155,16 @@ def _prepare(manifold: Manifold, x: torch.Tensor, weights) -> Tuple[torch.Tensor
 def _closed_form(manifold: Manifold, x: torch.Tensor, w: torch.Tensor) -> Optional[torch.Tensor]:
     """Closed-form weighted Fréchet mean, or ``None`` when the manifold has none.
 
-    Exact types are matched (a subclass may change the metric, so it gets the Karcher flow).
-    Products are handled by the caller, factor by factor.
+    Exact manifold types are matched (a subclass may change the metric, so it gets the Karcher
+    flow); SPD asks its metric (:meth:`manifolds.spd.SPDMetric.frechet_mean_closed_form`:
+    log-Euclidean, log-Cholesky, Euclidean and their θ / (α, β) deformations). Products are
+    handled by the caller, factor by factor.
     """
     k = _event_ndim(manifold)
     if type(manifold) is Euclidean:
         return _wsum(w, x, k)
     if type(manifold) is SPD:
-        metric = type(manifold.metric)
-        if metric is EuclideanMetric:
-            return sym(_wsum(w, x, 2))
-        if metric is LogEuclideanMetric:
-            return sym_expm(sym(_wsum(w, sym_logm(x), 2)))
-        if metric is LogCholeskyMetric:
-            c = _chol(x)
-            lower = _wsum(w, _strict_lower(c), 2)
-            logd = (w.unsqueeze(-1) * torch.log(_diag(c))).sum(-2)
-            kf = lower + torch.diag_embed(torch.exp(logd))
-            return sym(kf @ kf.mT)
+        return manifold.metric.frechet_mean_closed_form(x, w)
     return None
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from manifolds import SPD, PoincareBall
+from manifolds import SPD, AffineInvariantMetric, LogCholeskyMetric, PoincareBall
 from manifolds.grassmann import Grassmann
 from manifolds.gyro import AIMGyro, GyroGroup, LCMGyro, LEMGyro
 
@@ -24,6 +24,10 @@ class _Case:
         if name in ("aim", "lem", "lcm"):
             self.G = {"aim": AIMGyro, "lem": LEMGyro, "lcm": LCMGyro}[name]
             self.M = SPD(3, name)
+            self.shape = (3, 3)
+        elif name in SPD_MANIFOLD_CASES:
+            # through the SPD manifold's methods: θ-deformed structures are pulled back by x ↦ x^θ
+            self.G = self.M = SPD(3, SPD_MANIFOLD_CASES[name]())
             self.shape = (3, 3)
         elif name == "grassmann":
             self.G = self.M = Grassmann(5, 2)
@@ -58,7 +62,7 @@ class _Case:
 
     def sample(self, *batch, seed=0, dtype=F64, scale=0.5):
         g = _gen(seed)
-        if self.name in ("aim", "lem", "lcm"):
+        if self.name in ("aim", "lem", "lcm") or self.name in SPD_MANIFOLD_CASES:
             a = torch.randn(*batch, *self.shape, dtype=dtype, generator=g)
             return torch.linalg.matrix_exp(scale * (a + a.mT) / 2)
         if self.name == "grassmann":
@@ -74,7 +78,11 @@ class _Case:
         return float((x - y).abs().max())
 
 
-ALL = ["aim", "lem", "lcm", "grassmann", "poincare"]
+SPD_MANIFOLD_CASES = {
+    "spd_aim_theta": lambda: AffineInvariantMetric(theta=0.5, alpha=1.0, beta=0.2),
+    "spd_lcm_theta": lambda: LogCholeskyMetric(theta=-1.5),
+}
+ALL = ["aim", "lem", "lcm", "grassmann", "poincare"] + sorted(SPD_MANIFOLD_CASES)
 
 
 @pytest.fixture(params=ALL)
@@ -85,7 +93,26 @@ def case(request):
 def test_protocol():
     for G in (AIMGyro, LEMGyro, LCMGyro, Grassmann(4, 2)):
         assert isinstance(G, GyroGroup)
-    assert not isinstance(SPD(3), GyroGroup)
+    assert isinstance(SPD(3), GyroGroup) and isinstance(PoincareBall(2), GyroGroup)
+
+
+@pytest.mark.parametrize("metric", ["aim", "lem", "lcm"])
+def test_spd_manifold_delegates_to_structure(metric):
+    M = SPD(3, metric)
+    G = {"aim": AIMGyro, "lem": LEMGyro, "lcm": LCMGyro}[metric]
+    c = _Case(metric)
+    a, b, x = c.sample(2, seed=60), c.sample(2, seed=61), c.sample(2, seed=62)
+    torch.testing.assert_close(M.gyro_add(a, b), G.gyro_add(a, b))
+    torch.testing.assert_close(M.gyration(a, b, x), G.gyration(a, b, x))
+    torch.testing.assert_close(M.gyro_scalar_mul(0.3, a), G.gyro_scalar_mul(0.3, a))
+    torch.testing.assert_close(M.gyro_inv(a), G.gyro_inv(a))
+
+
+def test_spd_metrics_without_gyro_structure_raise():
+    x = torch.eye(3, dtype=F64)
+    for metric in ("em", "bwm"):
+        with pytest.raises(NotImplementedError, match="gyro-structure"):
+            SPD(3, metric).gyro_add(x, x)
 
 
 def test_left_identity_and_inverse(case):

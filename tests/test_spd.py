@@ -115,11 +115,18 @@ def test_transport_isometry(metric):
     torch.testing.assert_close(tv2, tv, atol=1e-10, rtol=1e-10)
 
 
-def test_bwm_transport_raises():
+def test_bwm_transport_by_ode_matches_geomstats():
+    """BWM transport (ODE, manifolds._bures) against geomstats' RK4 with 200 steps (its error
+    there is ~1e-11, tests/test_bures.py); isometric; logmap(x, y) ↦ −logmap(y, x)."""
+    pytest.importorskip("geomstats")
+    space = _gs_space("bwm")
     M = SPD(3, "bwm")
-    x = _points(M, seed=1)
-    with pytest.raises(NotImplementedError, match="closed-form"):
-        M.transp(x, x, x)
+    x, y, v = _points(M, seed=1), _points(M, seed=2), _sym(3, seed=3)
+    tv = M.transp(x, y, v)
+    ref = space.metric.parallel_transport(v.numpy(), x.numpy(), end_point=y.numpy(), n_steps=200)
+    np.testing.assert_allclose(tv.numpy(), ref, atol=1e-9, rtol=0)
+    torch.testing.assert_close(M.norm(y, tv), M.norm(x, v), atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(M.transp(x, y, M.logmap(x, y)), -M.logmap(y, x), atol=1e-8, rtol=1e-8)
 
 
 def test_em_expmap_may_leave_cone():

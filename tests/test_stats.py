@@ -360,3 +360,51 @@ def test_weighted_mean_matches_geomstats(name):
     ours = M.norm(m, _grad(M, m, x, wn))
     theirs = M.norm(ref, _grad(M, ref, x, wn))
     assert float(ours) <= max(float(theirs), 1e-10)
+
+
+# ---------------------------------------------------------------------------- deformed SPD metrics
+def _deformed_metrics():
+    from manifolds import AffineInvariantMetric as AIM
+    from manifolds import EuclideanMetric as EM
+    from manifolds import LogCholeskyMetric as LCM
+    from manifolds import LogEuclideanMetric as LEM
+
+    return {
+        "power_euclidean": EM(theta=0.5),
+        "em_alpha_beta": EM(alpha=2.0, beta=0.3),
+        "theta_lcm": LCM(theta=0.5),
+        "theta_lcm_neg": LCM(theta=-1.5),
+        "lem_alpha_beta": LEM(theta=0.7, alpha=0.5, beta=-0.1),
+        "power_affine": AIM(theta=0.5, alpha=1.0, beta=0.2),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_deformed_metrics()))
+def test_deformed_spd_means_are_stationary(name):
+    """The closed form (or Karcher flow) of each deformed metric is a stationary point of its own
+    Fréchet function, and the closed form agrees with the Karcher flow."""
+    metric = _deformed_metrics()[name]
+    M = SPD(3, metric)
+    x = M.random(7, 3, 3, dtype=F64, generator=_gen(50), std=0.4)
+    w = torch.rand(7, dtype=F64, generator=_gen(51)) + 0.1
+    m, info = frechet_mean(M, x, w, return_info=True)
+    assert info.method == ("karcher" if name == "power_affine" else "closed_form")
+    assert float(info.grad_norm) < 1e-9, (name, info)
+    mk = frechet_mean(M, x, w, method="karcher", max_iter=200)
+    torch.testing.assert_close(m, mk, atol=1e-8, rtol=1e-8)
+
+
+def test_power_euclidean_mean_formula():
+    from manifolds import EuclideanMetric
+
+    M = SPD(3, EuclideanMetric(theta=0.5))
+    x = M.random(5, 3, 3, dtype=F64, generator=_gen(52))
+    w = torch.full((5,), 0.2, dtype=F64)
+    r = sum(_sqrtm(xi) for xi in x) / 5
+    ref = r @ r  # (Σ w_i x_i^½)²
+    torch.testing.assert_close(frechet_mean(M, x, w), ref, atol=1e-10, rtol=1e-10)
+
+
+def _sqrtm(a):
+    lam, u = torch.linalg.eigh(a)
+    return (u * lam.sqrt()) @ u.mT
