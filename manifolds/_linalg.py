@@ -688,19 +688,21 @@ def _sorted_triples(n: int, device: torch.device):
 
     Returns ``(a, b, c, full)``: ``a, b, c: (m,)`` with ``m = n(n+1)(n+2)/6``, and
     ``full: (n, n, n)`` mapping every index triple ``(i, k, j)`` to the position of its sorted
-    version, so that a symmetric 3-tensor is ``compact[..., full]``. Built from shapes only.
+    version, so that a symmetric 3-tensor is ``compact[..., full]``. Built from shapes only,
+    on the CPU (``torch.combinations`` masks internally), then copied to ``device`` once.
     """
     key = (n, device)
     if key not in _TRIPLES:
-        idx = torch.arange(n, device=device)
+        idx = torch.arange(n)
         t = torch.combinations(idx, r=3, with_replacement=True)  # (m, 3), rows sorted
         a, b, c = t.unbind(-1)
-        table = torch.zeros(n, n, n, dtype=torch.long, device=device)
-        table[a, b, c] = torch.arange(t.shape[0], device=device)
+        table = torch.zeros(n, n, n, dtype=torch.long)
+        table[a, b, c] = torch.arange(t.shape[0])
         i, k, j = idx.view(n, 1, 1), idx.view(1, n, 1), idx.view(1, 1, n)
         lo = torch.minimum(torch.minimum(i, k), j)
         hi = torch.maximum(torch.maximum(i, k), j)
-        _TRIPLES[key] = (a, b, c, table[lo, i + k + j - lo - hi, hi])
+        full = table[lo, i + k + j - lo - hi, hi]
+        _TRIPLES[key] = tuple(v.to(device) for v in (a, b, c, full))
     return _TRIPLES[key]
 
 
