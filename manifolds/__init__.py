@@ -1,8 +1,11 @@
 """manifolds — the Riemannian core of manifold-rl.
 
-Manifolds (all subclasses of :class:`geoopt.Manifold`), Riemannian optimizers and
-Riemannian flow matching. See DESIGN.md for the conventions: batch dimensions first,
-the manifold's own dimensions last, ambient tangent vectors, no global state changes.
+Manifolds (all subclasses of :class:`geoopt.Manifold`): Euclidean, Sphere, Torus, Product,
+SO3 / SE3, SPD with its metric families, the κ-stereographic model (PoincareBall,
+SphereProjection), Hyperboloid, Stiefel, Grassmann; the gyrogroup interface; Fréchet
+statistics; Riemannian optimizers and Riemannian flow matching. See DESIGN.md for the
+conventions: batch dimensions first, the manifold's own dimensions last, ambient tangent
+vectors, no global state changes.
 """
 
 from .base import Manifold
@@ -10,7 +13,10 @@ from .euclidean import Euclidean
 from .product import Product
 from .sphere import Sphere
 from .torus import Torus
-from .hyperbolic import Hyperboloid, PoincareBall
+from .hyperbolic import Hyperboloid, PoincareBall, SphereProjection, Stereographic
+from .stiefel import Stiefel
+from .grassmann import Grassmann
+from .gyro import AIMGyro, GyroGroup, LCMGyro, LEMGyro
 from .lie import SE3, SO3
 from .spd import (
     SPD,
@@ -31,6 +37,14 @@ __all__ = [
     "Sphere",
     "Torus",
     "PoincareBall",
+    "Stereographic",
+    "SphereProjection",
+    "Stiefel",
+    "Grassmann",
+    "GyroGroup",
+    "AIMGyro",
+    "LEMGyro",
+    "LCMGyro",
     "Hyperboloid",
     "Product",
     "SO3",

@@ -766,10 +766,18 @@ def _frechet_x_vjp_eigbasis(f2: torch.Tensor, w_t: torch.Tensor, g_t: torch.Tens
 
 
 class _SymFrechet(torch.autograd.Function):
-    """``U (L ∘ Uᵀ sym(e) U) Uᵀ`` (or ``L`` replaced by ``1/L``). See :func:`sym_frechet`."""
+    """``U (L ∘ Uᵀ sym(e) U) Uᵀ`` (or ``L`` replaced by ``1/L``). See :func:`sym_frechet`.
+
+    ``setup_context`` style (``torch.func`` transforms work): the eigen-data are extra,
+    non-differentiable outputs. The forward-mode rule (``jvp``) is the second-order
+    Daleckii–Krein formula: ``d(D f_x[e]) = D f_x[ė] + D²f_x[e, ẋ]``, and for the inverse
+    ``y = K⁻¹e``: ``dy = K⁻¹(ė − D²f_x[y, ẋ])``.
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x, e, f, f_prime, f_second, divided_difference, clamp_spd, inverse, tie_scale):
+    def forward(x, e, f, f_prime, f_second, divided_difference, clamp_spd, inverse, tie_scale):
         lam, u = torch.linalg.eigh(sym(x))
         if clamp_spd:
             lam = torch.maximum(lam, _spd_floor(lam))
@@ -778,17 +786,24 @@ class _SymFrechet(torch.autograd.Function):
         e_t = u.mT @ sym(e) @ u
         y_t = weight * e_t
         y = sym(u @ y_t @ u.mT)
+        # For the x-derivative the relevant direction is w = (D f_x)⁻¹ e = y in inverse mode.
+        return y, u, lam, loewner, weight, (y_t if inverse else e_t)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, e, _, _, f_second, divided_difference, _, inverse, tie_scale = inputs
+        _, u, lam, loewner, weight, w_t = output
+        ctx.mark_non_differentiable(u, lam, loewner, weight, w_t)
         ctx.f_second = f_second
         ctx.closed_form = divided_difference is not None
         ctx.inverse = inverse
         ctx.tie_scale = tie_scale
         ctx.shapes = (x.shape, e.shape)
-        # For the x-gradient the relevant direction is w = (D f_x)⁻¹ e = y in inverse mode.
-        ctx.save_for_backward(u, lam, loewner, weight, y_t if inverse else e_t)
-        return y
+        ctx.save_for_backward(u, lam, loewner, weight, w_t)
+        ctx.save_for_forward(u, lam, loewner, weight, w_t)
 
     @staticmethod
-    def backward(ctx, grad_y):
+    def backward(ctx, grad_y, *unused):
         # Same policy as sym_funcm: the saved eigendecomposition is detached from x, so a
         # graph built here would silently miss terms; refuse create_graph=True instead.
         if torch.is_grad_enabled():
@@ -813,6 +828,25 @@ class _SymFrechet(torch.autograd.Function):
                 grad_x = -grad_x
             grad_x = grad_x.sum_to_size(x_shape)
         return grad_x, grad_e, None, None, None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, x_t, e_t, *unused):
+        u, lam, loewner, weight, w_t = ctx.saved_tensors
+        # eigenbasis tangent before the (inverse) weighting: ė̃, minus D²f_x[y, ẋ] for the inverse
+        d = torch.zeros_like(w_t) if e_t is None else u.mT @ sym(e_t) @ u
+        m = None
+        if x_t is not None:
+            xd = u.mT @ sym(x_t) @ u
+            f2 = _second_divided_differences(lam, loewner, ctx.f_second, ctx.closed_form, ctx.tie_scale)
+            # D²f_x[w, ẋ] in the eigenbasis: M_ij = Σ_k F²_ikj (w̃_ik ẋ̃_kj + ẋ̃_ik w̃_kj); the second
+            # term is the transpose of the first (F² fully symmetric, w̃ and ẋ̃ symmetric)
+            m = torch.einsum("...ikj,...ik,...kj->...ij", f2, w_t, xd)
+            m = m + m.mT
+        if ctx.inverse:
+            dy_t = weight * (d if m is None else d - m)
+        else:
+            dy_t = weight * d if m is None else weight * d + m
+        return sym(u @ dy_t @ u.mT), None, None, None, None, None
 
 
 def sym_frechet(
@@ -901,7 +935,7 @@ def sym_frechet(
             f"sym_frechet: x {tuple(x.shape)} {x.dtype} and e {tuple(e.shape)} {e.dtype} "
             "must have the same matrix size and dtype"
         )
-    return _SymFrechet.apply(x, e, f, f_prime, f_second, divided_difference, clamp_spd, inverse, tie_scale)
+    return _SymFrechet.apply(x, e, f, f_prime, f_second, divided_difference, clamp_spd, inverse, tie_scale)[0]
 
 
 def _log_second(lam: torch.Tensor) -> torch.Tensor:

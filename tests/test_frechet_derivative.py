@@ -471,3 +471,36 @@ def test_against_log_euclidean_dlog(n):
     x = random_spd(n, g, batch=(3,))
     e = random_sym(n, g, batch=(3,))
     assert rel_err(sym_logm_frechet(x, e), LogEuclideanMetric.dlog(x, e)) < 1e-10
+
+
+# ---------------------------------------------------------------------------- forward mode / torch.func
+@pytest.mark.parametrize("which", ["logm", "logm_inv", "expm", "powm", "powm_inv"])
+def test_forward_mode_jvp_matches_finite_differences(which):
+    """torch.func.jvp in (x, e) jointly = central differences, at a random point, the identity
+    and a repeated eigenvalue; gradcheck's forward-AD check; vmap."""
+    fn = {
+        "logm": la.sym_logm_frechet,
+        "logm_inv": la.sym_logm_frechet_inv,
+        "expm": la.sym_expm_frechet,
+        "powm": lambda a, b: la.sym_powm_frechet(a, b, 0.7),
+        "powm_inv": lambda a, b: la.sym_powm_frechet_inv(a, b, -1.5),
+    }[which]
+    g = torch.Generator().manual_seed(11)
+
+    def sym_rand():
+        a = torch.randn(3, 3, dtype=torch.float64, generator=g)
+        return a + a.mT
+
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=g))
+    rep = q @ torch.diag(torch.tensor([1.3, 1.3, 0.6], dtype=torch.float64)) @ q.mT
+    a = torch.randn(3, 3, dtype=torch.float64, generator=g)
+    x0 = 0.3 * a @ a.mT + 0.5 * torch.eye(3, dtype=torch.float64)
+    e, xd, ed = sym_rand(), sym_rand(), sym_rand()
+    for x in (x0, torch.eye(3, dtype=torch.float64), rep):
+        _, tangent = torch.func.jvp(fn, (x, e), (xd, ed))
+        h = 1e-6
+        fd = (fn(x + h * xd, e + h * ed) - fn(x - h * xd, e - h * ed)) / (2 * h)
+        torch.testing.assert_close(tangent, fd, atol=1e-7, rtol=1e-7)
+        assert torch.autograd.gradcheck(fn, (x.clone().requires_grad_(), e.clone().requires_grad_()), check_forward_ad=True)
+    xs, es = torch.stack([x0, rep]), torch.stack([e, ed])
+    torch.testing.assert_close(torch.func.vmap(fn)(xs, es), fn(xs, es))
