@@ -360,7 +360,7 @@ def run(args):
                     for regime, d in acc.items():
                         vpath = os.path.join(tmp, "v.pt")
                         r = worker(cmd="values", op=op, input=f"{regime}/{inp}", dtype=dname, path=vpath)
-                        errs[regime] = _err(op, torch.load(vpath), d, regime) if r["ok"] else float("nan")
+                        errs[regime] = _err(op, torch.load(vpath), d, regime) if r["ok"] else None
                     for s in special:
                         r = worker(cmd="nan", op=op, input=f"special {s}/{inp}", dtype=dname)
                         nans[s] = r.get("nan", "err")
@@ -418,10 +418,13 @@ def print_tables(speed_rows, acc_rows, notes, args):
     print()
     print("| op | dtype | library | max err near 0 | max err near π | NaN grad at θ = 0 | NaN grad at θ = π |")
     print("|---|---|---|---:|---:|:-:|:-:|")
+    def e(v):  # None: the library raised; nan: it returned NaN/inf somewhere
+        return "err" if v is None else ("NaN" if v != v else f"{v:.1e}")
+
     for op, dname, lib, errs, nans in acc_rows:
-        print(
-            f"| {op} | {dname} | {lib} | {errs['near 0']:.1e} | {errs['near π']:.1e} | {nans['0']} | {nans['π']} |"
-        )
+        print(f"| {op} | {dname} | {lib} | {e(errs['near 0'])} | {e(errs['near π'])} | {nans['0']} | {nans['π']} |")
+    print()
+    print("err: the call raised; NaN: the result (or gradient) has NaN/inf entries.")
 
 
 def main(argv=None):
