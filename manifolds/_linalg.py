@@ -194,13 +194,13 @@ def _clamp_ratio(lam: torch.Tensor, lam_c: torch.Tensor, floor: torch.Tensor) ->
 
 
 class _SymFuncm(torch.autograd.Function):
-    """``U diag(f(λ)) Uᵀ`` with the Daleckii–Krein backward and forward-mode (jvp) rule.
+    """``U diag(f(λ)) Uᵀ`` with the Daleckii–Krein backward. See :func:`sym_funcm`.
 
-    See :func:`sym_funcm`. Written in the ``setup_context`` style so that ``torch.func``
-    transforms (``jvp``, ``vmap``, ``jacfwd``) work; the eigendecomposition is returned as extra,
-    non-differentiable outputs (dropped by :func:`sym_funcm`). The Fréchet derivative
-    ``D f_x[e] = U (F¹ ∘ Uᵀ e U) Uᵀ`` is Frobenius self-adjoint, so ``jvp`` and ``backward`` apply
-    the same Loewner matrix ``F¹``.
+    Written in the ``setup_context`` style so that ``torch.func`` transforms (``grad``, ``vmap``;
+    ``jvp`` / ``jacfwd`` with :class:`_SymFuncmFwd`) work; the eigendecomposition is returned as
+    extra, non-differentiable outputs (dropped by :func:`sym_funcm`). The Fréchet derivative
+    ``D f_x[e] = U (F¹ ∘ Uᵀ e U) Uᵀ`` is Frobenius self-adjoint, so the forward-mode rule and
+    ``backward`` apply the same Loewner matrix ``F¹``.
     """
 
     generate_vmap_rule = True
@@ -250,10 +250,25 @@ class _SymFuncm(torch.autograd.Function):
             )
         return _SymFuncm._frechet(ctx, grad_y), None, None, None, None
 
+
+
+class _SymFuncmFwd(_SymFuncm):
+    """:class:`_SymFuncm` plus its forward-mode rule (``torch.func.jvp``, ``jacfwd``).
+
+    Kept apart because dynamo (torch 2.13) does not trace an ``autograd.Function`` that defines
+    a custom ``jvp`` (graph break "Unsupported custom jvp"): :func:`_sym_funcm_apply` uses this
+    class in eager mode and the plain one under ``torch.compile``.
+    """
+
     @staticmethod
     def jvp(ctx, x_t, *unused):
         # the eigendecomposition outputs are non-differentiable: no tangent for them
         return _SymFuncm._frechet(ctx, x_t), None, None, None, None, None
+
+
+def _sym_funcm_apply(*args):
+    cls = _SymFuncm if torch.compiler.is_compiling() else _SymFuncmFwd
+    return cls.apply(*args)[0]
 
 
 # ---------------------------------------------------------------------------- public spectral functions
@@ -311,7 +326,7 @@ def sym_funcm(
         y = sym_funcm(x, torch.tanh, lambda l: 1 - torch.tanh(l) ** 2)
     """
     _check_square("sym_funcm", x)
-    return _SymFuncm.apply(x, f, f_prime, divided_difference, clamp_spd)[0]
+    return _sym_funcm_apply(x, f, f_prime, divided_difference, clamp_spd)
 
 
 def _rsqrt_prime(lam: torch.Tensor) -> torch.Tensor:
@@ -339,7 +354,7 @@ def sym_logm(x: torch.Tensor) -> torch.Tensor:
     ICCV 2015 (``LogEig`` backward); Brooks et al., NeurIPS 2019.
     """
     _check_square("sym_logm", x)
-    return _SymFuncm.apply(x, torch.log, torch.reciprocal, _dd_log, True)[0]
+    return _sym_funcm_apply(x, torch.log, torch.reciprocal, _dd_log, True)
 
 
 def sym_expm(x: torch.Tensor) -> torch.Tensor:
@@ -362,7 +377,7 @@ def sym_expm(x: torch.Tensor) -> torch.Tensor:
     ICCV 2015; Brooks et al., NeurIPS 2019.
     """
     _check_square("sym_expm", x)
-    return _SymFuncm.apply(x, torch.exp, torch.exp, _dd_exp, False)[0]
+    return _sym_funcm_apply(x, torch.exp, torch.exp, _dd_exp, False)
 
 
 def sym_sqrtm(x: torch.Tensor) -> torch.Tensor:
@@ -384,7 +399,7 @@ def sym_sqrtm(x: torch.Tensor) -> torch.Tensor:
     ICCV 2015; Brooks et al., NeurIPS 2019.
     """
     _check_square("sym_sqrtm", x)
-    return _SymFuncm.apply(x, torch.sqrt, lambda lam: 0.5 * torch.rsqrt(lam), _dd_sqrt, True)[0]
+    return _sym_funcm_apply(x, torch.sqrt, lambda lam: 0.5 * torch.rsqrt(lam), _dd_sqrt, True)
 
 
 def sym_invsqrtm(x: torch.Tensor) -> torch.Tensor:
@@ -407,7 +422,7 @@ def sym_invsqrtm(x: torch.Tensor) -> torch.Tensor:
     ICCV 2015; Brooks et al., NeurIPS 2019.
     """
     _check_square("sym_invsqrtm", x)
-    return _SymFuncm.apply(x, torch.rsqrt, _rsqrt_prime, _dd_invsqrt, True)[0]
+    return _sym_funcm_apply(x, torch.rsqrt, _rsqrt_prime, _dd_invsqrt, True)
 
 
 def sym_powm(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -445,7 +460,7 @@ def sym_powm(x: torch.Tensor, p: float) -> torch.Tensor:
     def f_prime(lam):
         return p * torch.pow(lam, p - 1.0)
 
-    return _SymFuncm.apply(x, f, f_prime, partial(_dd_pow, p=p), True)[0]
+    return _sym_funcm_apply(x, f, f_prime, partial(_dd_pow, p=p), True)
 
 
 # ---------------------------------------------------------------------------- eigenvalue-only paths
@@ -530,15 +545,18 @@ class _AIMDist(torch.autograd.Function):
     Backward. For a simple generalized eigenpair ``b w = λ a w``, ``wᵀ a w = 1``,
     differentiating gives ``db w + b dw = dλ a w + λ da w + λ a dw``; multiplying by ``wᵀ``
     and using ``wᵀ b = λ wᵀ a`` leaves ``dλ = wᵀ (db − λ da) w`` (Golub & Van Loan, *Matrix
-    Computations*, 4th ed., §8.7; Magnus & Neudecker, *Matrix Differential Calculus*, 3rd ed.,
-    §8.8). Hence for ``f = d² = Σ log² λ_i``::
+    Computations*, 4th ed., §8.7, symmetric-definite problems; Magnus & Neudecker, *Matrix
+    Differential Calculus*, the chapter on differentials of eigenvalues; verified here by
+    ``gradcheck`` and against autograd through ``eigvalsh``). Hence for ``f = d² = Σ log² λ_i``::
 
         ∂f/∂b = W diag(2 log λ / λ) Wᵀ,        ∂f/∂a = −W diag(2 log λ) Wᵀ,
 
     and ``∂d = ∂f / (2d)``. ``f`` is a symmetric function of the eigenvalues, so its gradient
     is well defined at repeated eigenvalues too (any orthonormal basis of an eigenspace gives
     the same ``W diag(g) Wᵀ``): no ``1/(λ_i − λ_j)`` term, finite at ``a = b``, ``b = c·a``, the
-    identity. At ``d = 0`` (all ``log λ_i = 0``) the gradient is the zero subgradient.
+    identity. At a computed ``d = 0`` (all ``log λ_i = 0``) the gradient is the zero subgradient;
+    ``d`` is a cone at ``a = b``, so where rounding leaves ``d ~ eps·cond(a)`` the gradient is a
+    unit-norm subgradient in a rounding-determined direction (as with autograd).
     Eigenvalues below the floor ``max(eps·λ_max, tiny)`` are clamped in the forward and get
     zero gradient (floor held constant). Gradients are symmetrised and summed over broadcast
     dimensions.
@@ -623,9 +641,12 @@ def aim_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     (from ``dλ = wᵀ (db − λ da) w``; see :class:`_AIMDist`): two matrix products instead of
     autograd through ``eigvalsh``, two triangular solves and ``cholesky``. The gradient has no
-    eigen-gap term, so it is finite at repeated generalized eigenvalues, including ``a == b``
-    (distance 0 up to rounding, zero subgradient), ``b = c·a`` and the identity, where autograd
-    through ``eigh`` (geoopt, geomstats) gives NaN. Gradients are symmetric.
+    eigen-gap term, so it is finite at repeated generalized eigenvalues, including ``a == b``,
+    ``b = c·a`` and the identity, where autograd through ``eigh`` (geoopt, geomstats) gives NaN.
+    Gradients are symmetric. At ``a == b`` the distance is 0 up to rounding and not
+    differentiable (a cone): the gradient is 0 where the computed distance is exactly 0 (e.g.
+    ``a = b = I``), else a unit-norm subgradient set by rounding; use ``aim_dist(a, b) ** 2`` in a
+    loss for a smooth, zero gradient there.
 
     The generalized eigenvalues are clamped at ``max(eps·λ_max, tiny)`` before the logarithm,
     so a singular ``b`` gives a large finite distance; an ``a`` that is not positive definite
@@ -769,7 +790,7 @@ class _SymFrechet(torch.autograd.Function):
     """``U (L ∘ Uᵀ sym(e) U) Uᵀ`` (or ``L`` replaced by ``1/L``). See :func:`sym_frechet`.
 
     ``setup_context`` style (``torch.func`` transforms work): the eigen-data are extra,
-    non-differentiable outputs. The forward-mode rule (``jvp``) is the second-order
+    non-differentiable outputs. The forward-mode rule (``jvp`` of :class:`_SymFrechetFwd`) is the second-order
     Daleckii–Krein formula: ``d(D f_x[e]) = D f_x[ė] + D²f_x[e, ẋ]``, and for the inverse
     ``y = K⁻¹e``: ``dy = K⁻¹(ė − D²f_x[y, ẋ])``.
     """
@@ -829,6 +850,10 @@ class _SymFrechet(torch.autograd.Function):
             grad_x = grad_x.sum_to_size(x_shape)
         return grad_x, grad_e, None, None, None, None, None, None, None
 
+
+class _SymFrechetFwd(_SymFrechet):
+    """:class:`_SymFrechet` plus its forward-mode rule (see :class:`_SymFuncmFwd` for why apart)."""
+
     @staticmethod
     def jvp(ctx, x_t, e_t, *unused):
         u, lam, loewner, weight, w_t = ctx.saved_tensors
@@ -847,6 +872,11 @@ class _SymFrechet(torch.autograd.Function):
         else:
             dy_t = weight * d if m is None else weight * d + m
         return sym(u @ dy_t @ u.mT), None, None, None, None, None
+
+
+def _sym_frechet_apply(*args):
+    cls = _SymFrechet if torch.compiler.is_compiling() else _SymFrechetFwd
+    return cls.apply(*args)[0]
 
 
 def sym_frechet(
@@ -935,7 +965,7 @@ def sym_frechet(
             f"sym_frechet: x {tuple(x.shape)} {x.dtype} and e {tuple(e.shape)} {e.dtype} "
             "must have the same matrix size and dtype"
         )
-    return _SymFrechet.apply(x, e, f, f_prime, f_second, divided_difference, clamp_spd, inverse, tie_scale)[0]
+    return _sym_frechet_apply(x, e, f, f_prime, f_second, divided_difference, clamp_spd, inverse, tie_scale)
 
 
 def _log_second(lam: torch.Tensor) -> torch.Tensor:
