@@ -60,23 +60,13 @@ def _spd_pair(n=3, grad=False):
     return x, y
 
 
-# With inputs that require grad, the LEM distance goes through ``manifolds._linalg._SymFuncm``,
-# which defines a custom ``jvp`` (forward-mode AD); dynamo in torch 2.13 refuses to trace an
-# autograd.Function with a custom ``jvp`` ("Unsupported custom jvp", graph break gb0144), one
-# break per ``sym_logm`` call. Not a host sync. (Without grad dynamo inlines the forward: no break.)
-_LEM_XFAIL = pytest.mark.xfail(
-    reason="_SymFuncm defines a custom jvp, which dynamo does not trace (graph break gb0144)", strict=False
-)
-
-
+# With inputs that require grad, the LEM distance goes through ``manifolds._linalg._SymFuncm``.
+# Its forward-mode twin ``_SymFuncmFwd`` defines a custom ``jvp``, which dynamo (torch 2.13) does
+# not trace; under torch.compile the plain class is used (``torch.compiler.is_compiling()``).
 _CASES = [(m, g) for m in ("aim", "lem", "lcm", "bwm") for g in (False, True)]
 
 
-@pytest.mark.parametrize(
-    "metric,grad",
-    [pytest.param(m, g, marks=_LEM_XFAIL) if (m, g) == ("lem", True) else (m, g) for m, g in _CASES],
-    ids=[f"{m}-{'grad' if g else 'no-grad'}" for m, g in _CASES],
-)
+@pytest.mark.parametrize("metric,grad", _CASES, ids=[f"{m}-{'grad' if g else 'no-grad'}" for m, g in _CASES])
 def test_spd_dist_has_no_graph_break(metric, grad):
     x, y = _spd_pair(grad=grad)
     graphs, breaks, reasons = _explain(SPD(3, metric=metric).dist, x, y)
