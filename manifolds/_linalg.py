@@ -212,7 +212,8 @@ class _SymFuncm(torch.autograd.Function):
             floor = _spd_floor(lam)
             lam_c = torch.maximum(lam, floor)
         else:
-            floor, lam_c = torch.zeros_like(lam[..., :1]), lam
+            # a separate tensor: returning lam twice confuses dynamo's output handling
+            floor, lam_c = torch.zeros_like(lam[..., :1]), lam.clone()
         flam = f(lam_c)
         y = sym((u * flam.unsqueeze(-2)) @ u.mT)
         return y, u, lam, lam_c, flam, floor
@@ -707,24 +708,38 @@ _TRIPLES: dict = {}
 def _sorted_triples(n: int, device: torch.device):
     """Index tensors for the sorted triples ``a ≤ b ≤ c`` of ``range(n)`` (cached per ``n, device``).
 
-    Returns ``(a, b, c, full)``: ``a, b, c: (m,)`` with ``m = n(n+1)(n+2)/6``, and
-    ``full: (n, n, n)`` mapping every index triple ``(i, k, j)`` to the position of its sorted
-    version, so that a symmetric 3-tensor is ``compact[..., full]``. Built from shapes only,
-    on the CPU (``torch.combinations`` masks internally), then copied to ``device`` once.
+    Returns ``(a, b, c, full)``: ``a, b, c: (m,)`` with ``m = n(n+1)(n+2)/6``, listing the
+    triples in lexicographic order, and ``full: (n, n, n)`` mapping every index triple
+    ``(i, k, j)`` to the position of its sorted version, so that a symmetric 3-tensor is
+    ``compact[..., full]``. Built with static-shape tensor ops only (closed-form ranks and a
+    scatter, no masks), so ``torch.compile`` traces it without a graph break. The rank of
+    ``lo ≤ mid ≤ hi`` is ``Σ_{x<lo} (n−x)(n−x+1)/2 + Σ_{lo≤y<mid} (n−y) + (hi − mid)``.
     """
     key = (n, device)
+    if torch.compiler.is_compiling():
+        # no cache mutation inside a traced graph (a side effect dynamo refuses in a backward)
+        return _TRIPLES[key] if key in _TRIPLES else _build_sorted_triples(n, device)
     if key not in _TRIPLES:
-        idx = torch.arange(n)
-        t = torch.combinations(idx, r=3, with_replacement=True)  # (m, 3), rows sorted
-        a, b, c = t.unbind(-1)
-        table = torch.zeros(n, n, n, dtype=torch.long)
-        table[a, b, c] = torch.arange(t.shape[0])
-        i, k, j = idx.view(n, 1, 1), idx.view(1, n, 1), idx.view(1, 1, n)
-        lo = torch.minimum(torch.minimum(i, k), j)
-        hi = torch.maximum(torch.maximum(i, k), j)
-        full = table[lo, i + k + j - lo - hi, hi]
-        _TRIPLES[key] = tuple(v.to(device) for v in (a, b, c, full))
+        _TRIPLES[key] = _build_sorted_triples(n, device)
     return _TRIPLES[key]
+
+
+def _build_sorted_triples(n: int, device: torch.device):
+    """The tensors of :func:`_sorted_triples`, uncached."""
+    idx = torch.arange(n, device=device)
+    i, k, j = idx.view(n, 1, 1), idx.view(1, n, 1), idx.view(1, 1, n)
+    lo = torch.minimum(torch.minimum(i, k), j)
+    hi = torch.maximum(torch.maximum(i, k), j)
+    mid = i + k + j - lo - hi
+    pairs = (n - idx) * (n - idx + 1) // 2  # triples starting with x: pairs y ≤ z in [x, n)
+    before = torch.cumsum(pairs, 0) - pairs  # Σ_{x < lo}
+    # Σ_{lo ≤ y < mid} (n − y) = (mid − lo) n − (mid(mid−1) − lo(lo−1))/2
+    second = (mid - lo) * n - (mid * (mid - 1) - lo * (lo - 1)) // 2
+    full = before[lo] + second + (hi - mid)
+    m = n * (n + 1) * (n + 2) // 6
+    flat = full.flatten()
+    a, b, c = (torch.zeros(m, dtype=torch.long, device=device).scatter(0, flat, t.expand(n, n, n).flatten()) for t in (lo, mid, hi))
+    return a, b, c, full
 
 
 def _second_divided_differences(
@@ -808,20 +823,22 @@ class _SymFrechet(torch.autograd.Function):
         y_t = weight * e_t
         y = sym(u @ y_t @ u.mT)
         # For the x-derivative the relevant direction is w = (D f_x)⁻¹ e = y in inverse mode.
-        return y, u, lam, loewner, weight, (y_t if inverse else e_t)
+        # (``weight`` is not returned: it may be ``loewner`` itself, and an output returned
+        # twice breaks dynamo's tracing; it is recomputed from ``loewner`` where needed.)
+        return y, u, lam, loewner, (y_t if inverse else e_t)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         x, e, _, _, f_second, divided_difference, _, inverse, tie_scale = inputs
-        _, u, lam, loewner, weight, w_t = output
-        ctx.mark_non_differentiable(u, lam, loewner, weight, w_t)
+        _, u, lam, loewner, w_t = output
+        ctx.mark_non_differentiable(u, lam, loewner, w_t)
         ctx.f_second = f_second
         ctx.closed_form = divided_difference is not None
         ctx.inverse = inverse
         ctx.tie_scale = tie_scale
         ctx.shapes = (x.shape, e.shape)
-        ctx.save_for_backward(u, lam, loewner, weight, w_t)
-        ctx.save_for_forward(u, lam, loewner, weight, w_t)
+        ctx.save_for_backward(u, lam, loewner, w_t)
+        ctx.save_for_forward(u, lam, loewner, w_t)
 
     @staticmethod
     def backward(ctx, grad_y, *unused):
@@ -832,7 +849,8 @@ class _SymFrechet(torch.autograd.Function):
                 "sym_frechet and the sym_*_frechet functions support first-order gradients only: "
                 "double backward (create_graph=True) through them is not implemented"
             )
-        u, lam, loewner, weight, w_t = ctx.saved_tensors
+        u, lam, loewner, w_t = ctx.saved_tensors
+        weight = torch.reciprocal(loewner) if ctx.inverse else loewner
         x_shape, e_shape = ctx.shapes
         g_t = u.mT @ sym(grad_y) @ u  # G̃
         g_w = weight * g_t  # Uᵀ (D f_x)^{±1}[sym Ḡ] U
@@ -856,7 +874,8 @@ class _SymFrechetFwd(_SymFrechet):
 
     @staticmethod
     def jvp(ctx, x_t, e_t, *unused):
-        u, lam, loewner, weight, w_t = ctx.saved_tensors
+        u, lam, loewner, w_t = ctx.saved_tensors
+        weight = torch.reciprocal(loewner) if ctx.inverse else loewner
         # eigenbasis tangent before the (inverse) weighting: ė̃, minus D²f_x[y, ẋ] for the inverse
         d = torch.zeros_like(w_t) if e_t is None else u.mT @ sym(e_t) @ u
         m = None
@@ -871,7 +890,7 @@ class _SymFrechetFwd(_SymFrechet):
             dy_t = weight * (d if m is None else d - m)
         else:
             dy_t = weight * d if m is None else weight * d + m
-        return sym(u @ dy_t @ u.mT), None, None, None, None, None
+        return sym(u @ dy_t @ u.mT), None, None, None, None
 
 
 def _sym_frechet_apply(*args):

@@ -41,9 +41,6 @@ from typing import Hashable, Optional, Union
 import torch
 
 from ._linalg import (
-    _dd_exp,
-    _dd_log,
-    _loewner,
     _spd_floor,
     aim_dist,
     spd_generalized_eigvalsh,
@@ -51,6 +48,9 @@ from ._linalg import (
     sym_expm,
     sym_logm,
     sym_powm,
+    sym_expm_frechet,
+    sym_logm_frechet,
+    sym_logm_frechet_inv,
     sym_powm_frechet,
     sym_powm_frechet_inv,
     sym_sqrtm,
@@ -126,39 +126,6 @@ def _eigh_floor(x: torch.Tensor):
     return torch.maximum(lam, floor), u
 
 
-def _dexp_block(a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-    """Fréchet derivative ``D exp_a(e)`` of the matrix exponential (Mathias's block formula).
-
-    ``expm([[a, e], [0, a]]) = [[expm a, D exp_a(e)], [0, expm a]]`` (Higham, *Functions of
-    Matrices*, 2008, Thm 3.6). ``torch.linalg.matrix_exp`` has a backward that is finite at
-    repeated eigenvalues, so this derivative is differentiable everywhere. Shapes
-    ``(..., n, n)``, result symmetrised (``a``, ``e`` symmetric).
-    """
-    return sym(_dexp_block_raw(a, e))
-
-
-def _dexp_block_raw(a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-    """``D exp_a(e)`` for any square ``e`` (not symmetrised); see :func:`_dexp_block`."""
-    a, e = torch.broadcast_tensors(a, e)
-    n = a.shape[-1]
-    z = torch.zeros_like(a)
-    top = torch.cat([a, e], dim=-1)
-    bottom = torch.cat([z, a], dim=-1)
-    big = torch.linalg.matrix_exp(torch.cat([top, bottom], dim=-2))
-    return big[..., :n, n:]
-
-
-def _dexp_kron(a: torch.Tensor) -> torch.Tensor:
-    """Matrix ``K: (..., n², n²)`` of ``D exp_a`` on row-major ``vec``: ``vec(D exp_a(e)) = K vec(e)``.
-
-    Built column by column with the block formula on the ``n²`` unit matrices.
-    """
-    n = a.shape[-1]
-    basis = torch.eye(n * n, dtype=a.dtype, device=a.device).reshape(n * n, n, n)
-    cols = _dexp_block_raw(a.unsqueeze(-3), basis)  # (..., n², n, n): cols[k] = D exp_a(E_k)
-    return cols.reshape(a.shape[:-2] + (n * n, n * n)).mT
-
-
 def _lyapunov(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Solve the Lyapunov equation ``x L + L x = u`` for SPD ``x`` and symmetric ``u``.
 
@@ -196,25 +163,6 @@ def _bkron_left(eye: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------- power map
-def _dexp_inv(a: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """``(D exp_a)⁻¹(f)`` for symmetric ``a: (..., n, n)`` and symmetric ``f`` (``f`` may carry
-    extra leading batch dimensions; ``a`` is not expanded, so the operator is built once).
-
-    For ``n ≤ 8``: an ``n² × n²`` solve with the matrix of :func:`_dexp_kron` (gradients finite
-    at repeated eigenvalues of ``a``). For larger ``n``: ``U ((Uᵀ f U) / E) Uᵀ`` with the Loewner
-    matrix ``E`` of ``exp`` at the eigenvalues of ``a`` (``eigh`` autograd: the gradient w.r.t.
-    ``a`` is NaN at exactly repeated eigenvalues).
-    """
-    n = a.shape[-1]
-    if n <= _KRON_MAX_N:
-        k = _dexp_kron(a)
-        sol = torch.linalg.solve(k, f.reshape(f.shape[:-2] + (n * n, 1)))
-        return sym(sol.reshape(sol.shape[:-2] + (n, n)))
-    lam, vec = torch.linalg.eigh(sym(a))
-    lw = _loewner(lam, torch.exp(lam), torch.exp, _dd_exp)
-    return sym(vec @ ((vec.mT @ f @ vec) / lw) @ vec.mT)
-
-
 def _dpow(x: torch.Tensor, e: torch.Tensor, theta: float) -> torch.Tensor:
     """Fréchet derivative ``D pow_θ(x)[e] = D(x^θ)[e]`` of the matrix power, shape of ``e``.
 
@@ -777,13 +725,10 @@ class LogEuclideanMetric(SPDMetric):
     leaves LEM unchanged (``log x^θ = θ log x``, and the ``1/θ²`` scale cancels it); it is
     accepted for uniformity and computed through the pullback (so it costs extra work).
 
-    ``D exp_a(e)`` is computed with the block formula ``expm([[a, e], [0, a]])``
-    (``torch.linalg.matrix_exp``, finite gradients everywhere), and for ``n ≤ 8`` ``D log_x``
-    as its inverse (an ``n² × n²`` solve, see :meth:`dlog`), so all gradients are finite at
-    repeated eigenvalues (e.g. ``x = I``). For ``n > 8`` ``D log_x`` uses ``eigh`` of ``x``
-    with autograd, and the gradients of ``inner``, ``expmap`` and ``transp`` **with respect to
-    x** are NaN when ``x`` has exactly repeated eigenvalues (a second-order Daleckii–Krein
-    backward would remove this; not implemented yet).
+    ``D log_x``, ``(D log_x)⁻¹ = D exp_{log x}`` and ``D exp_a`` are Daleckii–Krein products
+    in one eigenbasis (:func:`manifolds._linalg.sym_logm_frechet`, ``sym_logm_frechet_inv``,
+    ``sym_expm_frechet``: ``O(n³)``), whose backward uses second divided differences: all
+    gradients are finite at repeated eigenvalues (e.g. ``x = I``) for every ``n``.
 
     Args / Raises: as :class:`AffineInvariantMetric`.
     """
@@ -800,24 +745,10 @@ class LogEuclideanMetric(SPDMetric):
         super().__init__(theta=theta, alpha=alpha, beta=beta)
 
     @staticmethod
-    def _eig_loewner(x):
-        lam, vec = _eigh_floor(x)
-        return vec, _loewner(lam, torch.log(lam), torch.reciprocal, _dd_log)
-
-    @staticmethod
     def dlog(x, u):
-        """``D log_x(u)``, shape ``(..., n, n)`` (``x`` SPD, ``u`` symmetric).
-
-        For ``n ≤ 8``: ``(D exp_{log x})⁻¹(u)``, solving the ``n² × n²`` system whose matrix is
-        built with the block formula (``torch.linalg.matrix_exp``): gradients finite everywhere,
-        including repeated eigenvalues of ``x``. For ``n > 8``: Daleckii–Krein in the eigenbasis
-        of ``x`` (``eigh`` autograd: gradient w.r.t. ``x`` NaN at exactly repeated eigenvalues).
-        """
-        n = x.shape[-1]
-        if n <= _KRON_MAX_N:
-            return _dexp_inv(sym_logm(x), u)
-        vec, lw = LogEuclideanMetric._eig_loewner(x)
-        return sym(vec @ (lw * (vec.mT @ u @ vec)) @ vec.mT)
+        """``D log_x(u)``, shape ``(..., n, n)`` (``x`` SPD, ``u`` symmetric; Daleckii–Krein,
+        :func:`manifolds._linalg.sym_logm_frechet`, gradients finite at repeated eigenvalues)."""
+        return sym_logm_frechet(x, u)
 
     def _inner(self, x, u, v):
         if v is None:
@@ -833,19 +764,18 @@ class LogEuclideanMetric(SPDMetric):
         return sym_expm(sym_logm(x) + self.dlog(x, u))
 
     def _logmap(self, x, y):
-        lx = sym_logm(x)
-        return _dexp_block(lx, sym_logm(y) - lx)
+        # D exp_{log x} = (D log_x)⁻¹
+        return sym_logm_frechet_inv(x, sym_logm(y) - sym_logm(x))
 
     def _transp(self, x, y, v):
-        return _dexp_block(sym_logm(y), self.dlog(x, v))
+        return sym_logm_frechet_inv(y, self.dlog(x, v))
 
     def _expmap_transp(self, x, u, v):
         a = sym_logm(x) + self.dlog(x, u)
-        return sym_expm(a), _dexp_block(a, self.dlog(x, v))
+        return sym_expm(a), sym_expm_frechet(a, self.dlog(x, v))
 
     def _egrad2rgrad(self, x, g):
-        lx = sym_logm(x)
-        return _dexp_block(lx, _dexp_block(lx, sym(g)))
+        return sym_logm_frechet_inv(x, sym_logm_frechet_inv(x, sym(g)))
 
     def _trace_form(self, x, u):
         return _tr_xinv(x, u)
