@@ -48,7 +48,7 @@ from typing import Optional
 
 import torch
 
-from ._linalg import sym, sym_sqrtm
+from ._linalg import sym, sym_lyapunov, sym_sqrtm
 
 __all__ = ["bw_parallel_transport", "bw_transp_follow_expmap"]
 
@@ -59,8 +59,6 @@ _FIXED = ("rk4", "euler", "midpoint", "heun2", "heun3", "explicit_adams", "impli
 _FIXED_STEP = 0.05
 # Default (rtol, atol) per dtype; ``atol`` is relative to ‖v‖_F (the state is normalised).
 _TOL = {torch.float64: (1e-10, 1e-10), torch.float32: (1e-5, 1e-6)}
-# Up to this size the Lyapunov equation is solved as a dense n² × n² system (as manifolds.spd).
-_KRON_MAX_N = 8
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -70,27 +68,9 @@ def _chol(x: torch.Tensor) -> torch.Tensor:
 
 
 def _lyap(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Solve ``x L + L x = u`` for SPD ``x: (..., n, n)`` and symmetric ``u`` (broadcast).
-
-    ``n ≤ 8``: dense system ``(x ⊗ I + I ⊗ xᵀ) vec L = vec u`` (row-major ``vec``), gradient
-    finite at repeated eigenvalues of ``x``. Larger ``n``: eigenbasis, ``L = Q (ũ_ij / (λ_i +
-    λ_j)) Qᵀ`` (its gradient w.r.t. ``x`` goes through ``eigh``: NaN at exactly repeated
-    eigenvalues). Same method as ``manifolds.spd._lyapunov``, kept here to avoid an import cycle.
-    """
-    x, u = torch.broadcast_tensors(x, u)
-    n = x.shape[-1]
-    if n <= _KRON_MAX_N:
-        eye = torch.eye(n, dtype=x.dtype, device=x.device)
-        # entry [(i, k), (j, l)] = x_ij δ_kl + δ_ij x_lk
-        op = x[..., :, None, :, None] * eye[:, None, :] + eye[:, None, :, None] * x.mT[..., None, :, None, :]
-        op = op.reshape(x.shape[:-2] + (n * n, n * n))
-        sol = torch.linalg.solve(op, u.reshape(u.shape[:-2] + (n * n,)))
-        return sym(sol.reshape(u.shape))
-    lam, q = torch.linalg.eigh(sym(x))
-    finfo = torch.finfo(lam.dtype)
-    lam = torch.maximum(lam, torch.clamp(finfo.eps * lam[..., -1:], min=finfo.tiny))
-    ut = q.mT @ u @ q
-    return sym(q @ (ut / (lam.unsqueeze(-1) + lam.unsqueeze(-2))) @ q.mT)
+    """Solve ``x L + L x = u`` for SPD ``x: (..., n, n)`` and symmetric ``u`` (broadcast):
+    :func:`manifolds._linalg.sym_lyapunov` (gradients finite at repeated eigenvalues)."""
+    return sym_lyapunov(x, u)
 
 
 def _christoffel(x: torch.Tensor, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -252,8 +232,8 @@ def bw_parallel_transport(
             ``options`` not a dict; inputs not square ``(..., n, n)`` float32/float64 of one
             ``n`` and dtype. Values are not checked (no host sync): a non-SPD ``x`` gives NaN.
 
-    Cost: per right-hand side, ``O(n⁶)`` (dense ``n² × n²`` Lyapunov system, ``n ≤ 8``) or
-    ``O(n³)`` (eigenbasis, ``n > 8``); ``dopri5`` uses 6 evaluations per step. Accuracy knobs:
+    Cost: per right-hand side, ``O(n³)`` (one eigenbasis Lyapunov solve,
+    :func:`manifolds._linalg.sym_lyapunov`); ``dopri5`` uses 6 evaluations per step. Accuracy knobs:
     ``rtol`` / ``atol`` (adaptive), ``options["step_size"]`` (fixed-step). Differentiable
     w.r.t. ``x``, ``y`` and ``v`` by backpropagation through the solver steps (first order;
     ``sym_sqrtm`` has no double backward). Adaptive step control synchronises with the

@@ -1071,7 +1071,43 @@ def sym_powm_frechet_inv(x: torch.Tensor, e: torch.Tensor, p: float) -> torch.Te
     return sym_frechet(x, e, f, fp, f2, dd, clamp_spd=True, inverse=True)
 
 
+def _dd_square(hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
+    """``(hi² − lo²)/(hi − lo) = hi + lo``, exact."""
+    return hi + lo
+
+
+def _square_prime(lam: torch.Tensor) -> torch.Tensor:
+    return 2.0 * lam
+
+
+def _square_second(lam: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(lam, 2.0)
+
+
+def sym_lyapunov(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Solve the Lyapunov equation ``x L + L x = u`` for SPD ``x`` and symmetric ``u``.
+
+    ``L = U (ũ_ij / (λ_i + λ_j)) Uᵀ`` (``x = U diag(λ) Uᵀ``, ``ũ = Uᵀ u U``; Bhatia, *Matrix
+    Analysis*, 1997, §VII.2), i.e. the inverse Fréchet derivative of ``x ↦ x²``, whose
+    Loewner matrix is ``λ_i + λ_j``: computed as :func:`sym_frechet` with ``inverse=True``, so
+    the backward w.r.t. ``x`` (second divided differences of ``λ²``, identically 1) is finite at
+    repeated eigenvalues, for every ``n``, at ``O(n³)``. Used by the Bures–Wasserstein metric.
+
+    Args:
+        x: ``(..., n, n)`` SPD (eigenvalues clamped at ``max(eps·λ_max, tiny)``).
+        u: ``(..., n, n)`` symmetric; batch shapes broadcast with ``x``.
+
+    Returns:
+        ``(..., n, n)`` symmetric ``L``.
+
+    Raises:
+        ValueError: as :func:`sym_frechet`.
+    """
+    return sym_frechet(x, u, torch.square, _square_prime, _square_second, _dd_square, clamp_spd=True, inverse=True)
+
+
 __all__ += [
+    "sym_lyapunov",
     "sym_frechet",
     "sym_logm_frechet",
     "sym_logm_frechet_inv",

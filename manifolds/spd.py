@@ -51,6 +51,7 @@ from ._linalg import (
     sym_expm_frechet,
     sym_logm_frechet,
     sym_logm_frechet_inv,
+    sym_lyapunov,
     sym_powm_frechet,
     sym_powm_frechet_inv,
     sym_sqrtm,
@@ -73,11 +74,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------- helpers
-# Up to this matrix size, linear operators (Lyapunov, D log) are solved as dense n² × n²
-# systems (O(n⁶), gradients finite at repeated eigenvalues); above it, in the eigenbasis.
-_KRON_MAX_N = 8
-
-
 def _chol(x: torch.Tensor) -> torch.Tensor:
     """Lower Cholesky factor of ``sym(x)`` without the error check (no host sync).
 
@@ -118,48 +114,10 @@ def _strict_lower(x: torch.Tensor) -> torch.Tensor:
     return torch.tril(x, diagonal=-1)
 
 
-def _eigh_floor(x: torch.Tensor):
-    """``eigh(sym(x))`` with eigenvalues clamped at ``max(eps·λ_max, tiny)``."""
-    lam, u = torch.linalg.eigh(sym(x))
-    finfo = torch.finfo(lam.dtype)
-    floor = torch.clamp(finfo.eps * lam[..., -1:], min=finfo.tiny)
-    return torch.maximum(lam, floor), u
-
-
 def _lyapunov(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Solve the Lyapunov equation ``x L + L x = u`` for SPD ``x`` and symmetric ``u``.
-
-    For ``n ≤ 8`` as the linear system ``(I ⊗ x + x ⊗ I) vec L = vec u`` (``torch.linalg.solve``
-    on ``n² × n²`` matrices; its gradient is finite at repeated eigenvalues of ``x``); for
-    larger ``n`` in the eigenbasis of ``x``: ``L = U (ũ_ij / (λ_i + λ_j)) Uᵀ`` (its gradient
-    w.r.t. ``x`` goes through ``eigh`` and is NaN at exactly repeated eigenvalues).
-    """
-    x, u = torch.broadcast_tensors(x, u)
-    n = x.shape[-1]
-    if n <= _KRON_MAX_N:
-        eye = torch.eye(n, dtype=x.dtype, device=x.device)
-        # row-major vec: vec(x L) = (x ⊗ I) vec L, vec(L x) = (I ⊗ xᵀ) vec L
-        a = _bkron(x, eye)
-        b = _bkron_left(eye, x.mT)
-        sol = torch.linalg.solve(a + b, u.reshape(u.shape[:-2] + (n * n,)))
-        return sym(sol.reshape(u.shape))
-    lam, vec = _eigh_floor(x)
-    ut = vec.mT @ u @ vec
-    return sym(vec @ (ut / (lam.unsqueeze(-1) + lam.unsqueeze(-2))) @ vec.mT)
-
-
-def _bkron(a: torch.Tensor, eye: torch.Tensor) -> torch.Tensor:
-    """Batched ``a ⊗ I``: ``(..., n, n) -> (..., n², n²)``."""
-    n = a.shape[-1]
-    out = a[..., :, None, :, None] * eye[:, None, :]  # (..., n, n, n, n) indexed [i, k, j, l]
-    return out.reshape(a.shape[:-2] + (n * n, n * n))
-
-
-def _bkron_left(eye: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Batched ``I ⊗ a``: ``(..., n, n) -> (..., n², n²)``."""
-    n = a.shape[-1]
-    out = eye[:, None, :, None] * a[..., None, :, None, :]  # [i, k, j, l] = I_ij a_kl
-    return out.reshape(a.shape[:-2] + (n * n, n * n))
+    """Solve ``x L + L x = u`` (SPD ``x``, symmetric ``u``): :func:`manifolds._linalg.sym_lyapunov`
+    (eigenbasis, ``O(n³)``, gradients finite at repeated eigenvalues for every ``n``)."""
+    return sym_lyapunov(x, u)
 
 
 # ---------------------------------------------------------------------------- power map
@@ -972,9 +930,8 @@ class BuresWassersteinMetric(SPDMetric):
     "2θ-BWM" (RMLR, LieBN code) deforms by ``P^{2θ}``, i.e. ``theta = 2θ_Chen`` here; compare
     the power and the scale factor, not the names.
 
-    The Lyapunov solve is an ``n² × n²`` linear system for ``n ≤ 8`` (gradients finite at
-    repeated eigenvalues) and an eigenbasis solve for larger ``n`` (gradients w.r.t. ``x`` of
-    ``inner`` / ``expmap`` then NaN at exactly repeated eigenvalues).
+    The Lyapunov solve is :func:`manifolds._linalg.sym_lyapunov` (eigenbasis, ``O(n³)``, a
+    backward finite at repeated eigenvalues for every ``n``).
 
     Args:
         theta: power deformation, a nonzero real (default 1: none).
