@@ -23,6 +23,19 @@ def test_readme_usage_example_runs():
     assert "torch.Size([200, 3])" in lines[-1]
 
 
+@pytest.mark.slow
+def test_readme_core_example_runs():
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 2, "README has no core example"
+    r = subprocess.run([sys.executable, "-c", blocks[1]], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout
+    assert "nan" not in out.lower()
+    assert "-0.5774" in out  # d/dx dist(x, 2I) at x = I is -I/√3
+    assert "GeneralizedBuresWassersteinMetric" in out
+
+
 def test_import_changes_no_global_state():
     code = """
 import os, torch
