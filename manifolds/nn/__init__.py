@@ -6,6 +6,34 @@ Submodules written by other parts of the library (SPDNet layers, GyroBN, GBWBN) 
 when present.
 """
 
-from .batchnorm import BNGeometry, EuclideanGeometry, RiemannianBatchNorm
+from .batchnorm import (
+    BNGeometry,
+    EuclideanGeometry,
+    LieBN,
+    RiemannianBatchNorm,
+    SO3Geometry,
+    SPDAIMGeometry,
+    SPDLCMGeometry,
+    SPDLEMGeometry,
+    SPDNetBN,
+)
+from .spdnet import BiMap, ExpEig, LogEig, ReEig, SPDNet, sym_unvec, sym_vec
 
-__all__ = ["BNGeometry", "EuclideanGeometry", "RiemannianBatchNorm"]
+__all__ = [
+    "BiMap",
+    "ReEig",
+    "LogEig",
+    "ExpEig",
+    "SPDNet",
+    "sym_vec",
+    "sym_unvec",
+    "BNGeometry",
+    "EuclideanGeometry",
+    "SPDAIMGeometry",
+    "SPDLEMGeometry",
+    "SPDLCMGeometry",
+    "SO3Geometry",
+    "RiemannianBatchNorm",
+    "LieBN",
+    "SPDNetBN",
+]

@@ -44,10 +44,24 @@ import geoopt
 import torch
 from torch import nn
 
+from .._linalg import sym, sym_expm, sym_invsqrtm, sym_logm, sym_powm, sym_sqrtm
 from ..base import Manifold
 from ..euclidean import Euclidean
+from ..lie import SO3, so3_exp, so3_log
+from ..spd import SPD, AffineInvariantMetric, LogCholeskyMetric, LogEuclideanMetric, SPDMetric
+from ..stats import frechet_mean as _frechet_mean
 
-__all__ = ["BNGeometry", "EuclideanGeometry", "RiemannianBatchNorm"]
+__all__ = [
+    "BNGeometry",
+    "EuclideanGeometry",
+    "SPDAIMGeometry",
+    "SPDLEMGeometry",
+    "SPDLCMGeometry",
+    "SO3Geometry",
+    "RiemannianBatchNorm",
+    "LieBN",
+    "SPDNetBN",
+]
 
 
 def _as_shape(value, name: str) -> Tuple[int, ...]:
@@ -191,6 +205,207 @@ class EuclideanGeometry(BNGeometry):
 
     def extra_repr(self):
         return f"event_shape={tuple(self.manifold.event_shape)}"
+
+
+def _eye_like(x: torch.Tensor) -> torch.Tensor:
+    n = x.shape[-1]
+    return torch.eye(n, dtype=x.dtype, device=x.device).expand(x.shape).clone()
+
+
+def _check_n(n) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n (SPD matrix size) must be a positive int, got {n!r}")
+    return n
+
+
+class SPDAIMGeometry(BNGeometry):
+    r"""SPD matrices under the (θ, α, β)-affine-invariant metric (LieBN §5.1, Table 1; refs §1.2).
+
+    * Deformation ``φ(P) = P^θ`` (θ ≠ 0, may be negative); the co-domain is SPD with the
+      (α, β)-AIM ``<V, W>_P = α tr(P⁻¹VP⁻¹W) + β tr(P⁻¹V) tr(P⁻¹W)``; the pulled-back metric
+      is ``SPD(n, AffineInvariantMetric(theta, alpha, beta))`` (:attr:`manifold`).
+    * Translation ``translation="cholesky"`` (LieBN): the Cholesky left translation
+      ``P ⊙ Q = L Q Lᵀ``, ``L = chol(P)``; centering ``L_M⁻¹ X L_M⁻ᵀ``.
+      ``translation="sqrt"`` (Brooks et al. 2019, SPDNetBN): parallel transport to/from the
+      identity, ``M^{-½} X M^{-½}`` and ``G^{½} X G^{½}``. Both are AIM isometries, so both
+      give the same output mean; the outputs differ by a rotation.
+    * Scaling ``X ↦ X^t`` (matrix power; ``Exp_I(t Log_I X)``).
+    * ``d²(X, I) = (1/θ²)(α ‖log X‖_F² + β (log det X)²)``.
+    * Fréchet mean: the AIM Karcher flow (:func:`manifolds.frechet_mean`) started at the
+      arithmetic mean (as the reference code), with a tolerance and ``max_iter``.
+    * Running mean: AIM geodesic ``A^{½}(A^{-½} B A^{-½})^t A^{½}``.
+
+    Args:
+        n: matrix size. theta, alpha, beta: metric parameters (θ ≠ 0, α > 0, β > −α/n).
+        translation: ``"cholesky"`` or ``"sqrt"``.
+
+    Raises:
+        ValueError: invalid ``n``, metric parameters or ``translation``.
+    """
+
+    def __init__(self, n: int, theta: float = 1.0, alpha: float = 1.0, beta: float = 0.0, *, translation: str = "cholesky"):
+        n = _check_n(n)
+        if translation not in ("cholesky", "sqrt"):
+            raise ValueError(f"translation must be 'cholesky' or 'sqrt', got {translation!r}")
+        metric = AffineInvariantMetric(theta=theta, alpha=alpha, beta=beta)
+        self.manifold = SPD(n, metric)
+        self.codomain = SPD(n, AffineInvariantMetric(alpha=metric.alpha, beta=metric.beta))
+        self.n, self.theta, self.alpha, self.beta = n, metric.theta, metric.alpha, metric.beta
+        self.translation = translation
+
+    def identity(self, like):
+        return _eye_like(like)
+
+    def deform(self, x):
+        return x if self.theta == 1.0 else sym_powm(x, self.theta)
+
+    def inv_deform(self, x):
+        return x if self.theta == 1.0 else sym_powm(x, 1.0 / self.theta)
+
+    def frechet_mean(self, x, *, tol=None, max_iter=100):
+        return _frechet_mean(self.codomain, x, init=x.mean(-3), tol=tol, max_iter=max_iter)
+
+    def dist2_to_identity(self, x):
+        lam = torch.log(torch.linalg.eigvalsh(x))
+        d2 = self.alpha * (lam * lam).sum(-1) + self.beta * lam.sum(-1) ** 2
+        return d2 / self.theta**2
+
+    def translate(self, x, p, *, inverse=False):
+        if self.translation == "cholesky":
+            L = torch.linalg.cholesky(sym(p))
+            L = L.expand(torch.broadcast_shapes(L.shape, x.shape))
+            if inverse:
+                a = torch.linalg.solve_triangular(L, x, upper=False)
+                return sym(torch.linalg.solve_triangular(L, a.mT, upper=False))
+            return sym(L @ x @ L.mT)
+        r = sym_invsqrtm(p) if inverse else sym_sqrtm(p)
+        return sym(r @ x @ r)
+
+    def scale(self, x, s):
+        return sym_expm(_expand_scalar(s, 2) * sym_logm(x))
+
+    def interpolate(self, a, b, t):
+        return self.codomain.geodesic(a, b, t)
+
+    def extra_repr(self):
+        return f"n={self.n}, theta={self.theta}, alpha={self.alpha}, beta={self.beta}, translation={self.translation!r}"
+
+
+class _FlatSPDGeometry(BNGeometry):
+    """Flat (Abelian) co-domain of matrices with addition: mean, translation, scaling, geodesic are linear."""
+
+    def identity(self, like):
+        return torch.zeros_like(like)
+
+    def frechet_mean(self, x, *, tol=None, max_iter=100):
+        return x.mean(-3)
+
+    def translate(self, x, p, *, inverse=False):
+        return x - p if inverse else x + p
+
+    def scale(self, x, s):
+        return _expand_scalar(s, 2) * x
+
+    def interpolate(self, a, b, t):
+        return a + t * (b - a)
+
+
+class SPDLEMGeometry(_FlatSPDGeometry):
+    r"""SPD matrices under the (α, β)-log-Euclidean metric (LieBN §5.1; Arsigny et al. 2007).
+
+    Deformation ``φ = logm`` onto ``(Sym(n), +)``; ``d²(X, 0) = α ‖X‖_F² + β tr(X)²``; closed-form
+    mean (arithmetic mean of the logarithms). The LEM family has no θ (a power deformation only
+    rescales it). :attr:`manifold` is ``SPD(n, LogEuclideanMetric(alpha=alpha, beta=beta))``.
+
+    Raises:
+        ValueError: invalid ``n``, ``alpha`` or ``beta``.
+    """
+
+    def __init__(self, n: int, alpha: float = 1.0, beta: float = 0.0):
+        n = _check_n(n)
+        metric = LogEuclideanMetric(alpha=alpha, beta=beta)
+        self.manifold = SPD(n, metric)
+        self.n, self.alpha, self.beta = n, metric.alpha, metric.beta
+
+    def deform(self, x):
+        return sym_logm(x)
+
+    def inv_deform(self, x):
+        return sym_expm(x)
+
+    def dist2_to_identity(self, x):
+        tr = x.diagonal(dim1=-2, dim2=-1).sum(-1)
+        return self.alpha * (x * x).sum((-2, -1)) + self.beta * tr * tr
+
+    def extra_repr(self):
+        return f"n={self.n}, alpha={self.alpha}, beta={self.beta}"
+
+
+class SPDLCMGeometry(_FlatSPDGeometry):
+    r"""SPD matrices under the θ-log-Cholesky metric (LieBN §5.1; Lin 2019).
+
+    Deformation ``φ(P) = ψ_LC(chol(P^θ))`` (strictly lower part plus the logarithm of the
+    diagonal) onto lower-triangular matrices with addition; ``d²(X, 0) = (1/θ²) ‖X‖_F²``;
+    closed-form mean. :attr:`manifold` is ``SPD(n, LogCholeskyMetric(theta=theta))``.
+
+    Raises:
+        ValueError: invalid ``n`` or ``theta``.
+    """
+
+    def __init__(self, n: int, theta: float = 1.0):
+        n = _check_n(n)
+        metric = LogCholeskyMetric(theta=theta)
+        self.manifold = SPD(n, metric)
+        self.n, self.theta = n, metric.theta
+
+    def deform(self, x):
+        p = x if self.theta == 1.0 else sym_powm(x, self.theta)
+        L = torch.linalg.cholesky(sym(p))
+        return torch.tril(L, -1) + torch.diag_embed(torch.log(L.diagonal(dim1=-2, dim2=-1)))
+
+    def inv_deform(self, x):
+        L = torch.tril(x, -1) + torch.diag_embed(torch.exp(x.diagonal(dim1=-2, dim2=-1)))
+        p = sym(L @ L.mT)
+        return p if self.theta == 1.0 else sym_powm(p, 1.0 / self.theta)
+
+    def dist2_to_identity(self, x):
+        return (x * x).sum((-2, -1)) / self.theta**2
+
+    def extra_repr(self):
+        return f"n={self.n}, theta={self.theta}"
+
+
+class SO3Geometry(BNGeometry):
+    r"""SO(3) with its bi-invariant metric (LieBN §5.2; Manton 2004 for the Karcher mean).
+
+    Left translation ``L_P R = P R`` (centering ``Mᵀ R``); scaling ``Exp(s Log R)``;
+    ``d²(R, I) = |Log R|²`` (rotation angle squared, rad², as :class:`manifolds.SO3`); Karcher
+    mean (:func:`manifolds.frechet_mean`, started at the first sample); running mean along the
+    geodesic. The guarantees need the batch within the Karcher convergence ball (angles < π/2
+    around the mean) and ``|s| · angle < π`` after scaling.
+    """
+
+    def __init__(self):
+        self.manifold = SO3()
+
+    def identity(self, like):
+        return _eye_like(like)
+
+    def frechet_mean(self, x, *, tol=None, max_iter=100):
+        return _frechet_mean(self.manifold, x, tol=tol, max_iter=max_iter)
+
+    def dist2_to_identity(self, x):
+        w = so3_log(x)
+        return (w * w).sum(-1)
+
+    def translate(self, x, p, *, inverse=False):
+        return (p.mT if inverse else p) @ x
+
+    def scale(self, x, s):
+        return so3_exp(_expand_scalar(s, 1) * so3_log(x))
+
+    def interpolate(self, a, b, t):
+        return self.manifold.geodesic(a, b, t)
 
 
 # ---------------------------------------------------------------------------- module
@@ -398,3 +613,116 @@ class RiemannianBatchNorm(nn.Module):
             f"momentum={self.momentum}, eps={self.eps}, mean_max_iter={self.mean_max_iter}, "
             f"detach_stats={self.detach_stats}, scale_variance={self.scale_variance}"
         )
+
+
+# ---------------------------------------------------------------------------- algorithms
+_LIE_METRICS = ("aim", "lem", "lcm", "so3", "euclidean")
+
+
+class LieBN(RiemannianBatchNorm):
+    r"""LieBN: Lie-group batch normalization (Chen, Song, Liu & Sebe, ICLR 2024, Alg. 1).
+
+    Centering by left translation with the inverse batch Fréchet mean, scaling of the
+    dispersion by ``s / √(v + ε)`` and biasing by left translation with ``B``, in the co-domain
+    of the metric's deformation (see :mod:`manifolds.nn.batchnorm`). Geometries:
+
+    ==============  ===================================================  ======================
+    ``metric``      geometry                                             input event shape
+    ==============  ===================================================  ======================
+    ``"AIM"``       (θ, α, β)-AIM, Cholesky translation                  ``(n, n)`` SPD
+    ``"LEM"``       (α, β)-LEM (``theta`` must be 1)                     ``(n, n)`` SPD
+    ``"LCM"``       θ-LCM (``alpha``/``beta`` must be 1/0)               ``(n, n)`` SPD
+    ``"SO3"``       bi-invariant SO(3) (``n_or_event`` must be 3)        ``(3, 3)`` rotations
+    ``"euclidean"`` ``(ℝ^d, +)``: standard batch normalization           ``()`` or ``(d,)``
+    ==============  ===================================================  ======================
+
+    ``metric`` may also be an :class:`manifolds.AffineInvariantMetric`,
+    :class:`manifolds.LogEuclideanMetric` or :class:`manifolds.LogCholeskyMetric` instance,
+    whose parameters are then used (``theta``, ``alpha``, ``beta`` must be left at their
+    defaults). Guarantee (Prop. 4.2): with an exact mean and ``ε = 0`` the output has Fréchet
+    mean ``bias`` and Fréchet variance ``shift²`` under ``self.geometry.manifold`` (e.g.
+    ``SPD(n, AffineInvariantMetric(theta, alpha, beta))``). ``LieBN((), "euclidean",
+    channels=(C,))`` equals ``torch.nn.BatchNorm1d(C)`` in training (outputs and
+    ``running_mean``; ``running_var`` is biased here, unbiased in torch).
+
+    Args:
+        n_or_event: ``n`` for SPD (inputs ``(…, n, n)``), 3 for SO(3), the event shape
+            (``()``, ``d`` or ``(d,)``) for ``"euclidean"``.
+        metric, theta, alpha, beta: the geometry (above).
+        **kwargs: :class:`RiemannianBatchNorm` options (``channels``, ``momentum``, ``eps``,
+            ``mean_tol``, ``mean_max_iter``, ``detach_stats``, ``dtype``, ``device``).
+
+    Raises:
+        ValueError: unknown metric; parameters the metric does not have; invalid sizes.
+
+    Example:
+        >>> bn = LieBN(4, metric="AIM", theta=0.5, channels=(2,), dtype=torch.float64)
+        >>> x = SPD(4).random(8, 2, 4, 4, dtype=torch.float64)
+        >>> bn(x).shape
+        torch.Size([8, 2, 4, 4])
+    """
+
+    def __init__(self, n_or_event, metric: Union[str, SPDMetric] = "AIM", theta: float = 1.0, alpha: float = 1.0, beta: float = 0.0, **kwargs):
+        if "scale_variance" in kwargs:
+            raise ValueError("LieBN always scales the variance; use SPDNetBN for the mean-only normalization")
+        if isinstance(metric, SPDMetric):
+            if (theta, alpha, beta) != (1.0, 1.0, 0.0):
+                raise ValueError("pass theta/alpha/beta either in the metric object or as arguments, not both")
+            kind = {AffineInvariantMetric: "aim", LogEuclideanMetric: "lem", LogCholeskyMetric: "lcm"}.get(type(metric))
+            if kind is None:
+                raise ValueError(f"LieBN supports AffineInvariantMetric, LogEuclideanMetric and LogCholeskyMetric, got {metric!r}")
+            theta = metric.theta
+            alpha, beta = getattr(metric, "alpha", 1.0), getattr(metric, "beta", 0.0)
+        elif isinstance(metric, str) and metric.lower() in _LIE_METRICS:
+            kind = metric.lower()
+        else:
+            raise ValueError(f"metric must be one of {_LIE_METRICS} (case-insensitive) or an SPD metric object, got {metric!r}")
+        if kind in ("aim", "lem", "lcm"):
+            n = _check_n(n_or_event)
+            event = (n, n)
+            if kind == "aim":
+                geometry = SPDAIMGeometry(n, theta, alpha, beta)
+            elif kind == "lem":
+                if float(theta) != 1.0:
+                    raise ValueError(f"the LEM family has no power deformation (it only rescales LEM): theta must be 1, got {theta!r}")
+                geometry = SPDLEMGeometry(n, alpha, beta)
+            else:
+                if (float(alpha), float(beta)) != (1.0, 0.0):
+                    raise ValueError(f"LCM has no (alpha, beta) family: alpha, beta must be 1, 0, got {alpha!r}, {beta!r}")
+                geometry = SPDLCMGeometry(n, theta)
+        else:
+            if (float(theta), float(alpha), float(beta)) != (1.0, 1.0, 0.0):
+                raise ValueError(f"metric {metric!r} takes no theta/alpha/beta")
+            if kind == "so3":
+                if n_or_event not in (3, (3, 3)):
+                    raise ValueError(f"SO3 inputs are 3x3 rotations: n_or_event must be 3, got {n_or_event!r}")
+                geometry, event = SO3Geometry(), (3, 3)
+            else:
+                geometry = EuclideanGeometry(n_or_event)
+                event = tuple(geometry.manifold.event_shape)
+        super().__init__(geometry, event, **kwargs)
+
+
+class SPDNetBN(RiemannianBatchNorm):
+    r"""Riemannian batch normalization for SPD matrices (Brooks, Schwander, Barbaresco, Schneider & Cord, NeurIPS 2019, Alg. 1).
+
+    ``y_i = G^{½} (M^{-½} x_i M^{-½}) G^{½}``: the batch AIM Fréchet mean ``M`` (Karcher flow
+    with tolerance ``mean_tol``, at most ``mean_max_iter`` steps; ``mean_max_iter=1`` gives
+    the single step of the reference code) is parallel-transported to ``I`` and the result to
+    the bias ``G`` (a :class:`geoopt.ManifoldParameter` on ``SPD(n)`` with AIM). No variance
+    scaling: with an exact mean the output has AIM Fréchet mean ``G``. The running mean follows
+    the AIM geodesic with ``momentum``; evaluation uses it.
+
+    Args:
+        n: matrix size; inputs ``(B, *channels, n, n)`` SPD.
+        **kwargs: :class:`RiemannianBatchNorm` options except ``scale_variance``.
+
+    Raises:
+        ValueError: invalid ``n`` or options.
+    """
+
+    def __init__(self, n: int, **kwargs):
+        if "scale_variance" in kwargs:
+            raise ValueError("SPDNetBN has no variance scaling (scale_variance is fixed to False)")
+        n = _check_n(n)
+        super().__init__(SPDAIMGeometry(n, translation="sqrt"), (n, n), scale_variance=False, **kwargs)
