@@ -1,6 +1,8 @@
-"""Datasets for manifold-rl: LASA handwriting demonstrations in R² and on S² (as in RFMP).
+"""Datasets for manifold-rl: LASA handwriting demonstrations in R² and on S² (as in RFMP); offline
+SPD / Grassmann / graph datasets for Riemannian batch normalization (connectomes, EMG, karate club,
+UEA sets bundled by aeon).
 
-See :mod:`manifold_rl.data.lasa`.
+See :mod:`manifold_rl.data.lasa` and :mod:`manifold_rl.data.spd_datasets`.
 """
 
 from .lasa import (
@@ -13,6 +15,17 @@ from .lasa import (
     lasa_on_sphere,
     load_lasa,
 )
+from .spd_datasets import (
+    EMG_GESTURES,
+    UEA_DATASETS,
+    GraphDataset,
+    SPDDataset,
+    load_connectomes,
+    load_emg_covariances,
+    load_emg_subspaces,
+    load_karate_graph,
+    load_uea_covariances,
+)
 
 __all__ = [
     "LASA_SHAPES",
@@ -23,4 +36,13 @@ __all__ = [
     "EuclideanEmbedding",
     "lasa_on_sphere",
     "lasa_in_plane",
+    "SPDDataset",
+    "GraphDataset",
+    "EMG_GESTURES",
+    "UEA_DATASETS",
+    "load_connectomes",
+    "load_emg_covariances",
+    "load_emg_subspaces",
+    "load_karate_graph",
+    "load_uea_covariances",
 ]
