@@ -293,6 +293,26 @@ def test_spdnet_structure_bn_slot_and_validation():
         net(_random_spd(5, 12, 11)[:, None])
 
 
+def test_spdnet_param_groups_allow_weight_decay():
+    net = SPDNet(8, [6, 4], 2, dtype=D)
+    x = _random_spd(5, 8, 13)
+    y = torch.tensor([0, 1, 0, 1, 1])
+    opt = RiemannianAdam(net.parameters(), lr=0.01, weight_decay=1e-2)
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    with pytest.raises(ValueError, match="no canonical origin"):
+        opt.step()  # Stiefel weights cannot be decayed towards an origin
+    groups = net.param_groups(1e-2)
+    assert [len(g["params"]) for g in groups] == [2, 2] and groups[0]["weight_decay"] == 0.0
+    opt = RiemannianAdam(groups, lr=0.01)
+    net.zero_grad()
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    w0 = net.classifier.weight.detach().clone()
+    opt.step()
+    assert not torch.equal(net.classifier.weight, w0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        net.param_groups(-1.0)
+
+
 def test_spdnet_state_dict_round_trip():
     torch.manual_seed(2)
     net = SPDNet(10, [6, 4], 2, dtype=D)

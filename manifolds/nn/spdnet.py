@@ -364,6 +364,9 @@ class SPDNet(nn.Module):
 
     Training: all parameters with :class:`manifolds.RiemannianAdam`; the BiMap weights are
     Stiefel ``ManifoldParameter``s, the classifier is Euclidean (there the optimizer is AdamW).
+    The Stiefel manifold has no canonical origin, so geometric weight decay is undefined on the
+    BiMap weights (the optimizer raises at its first step): use :meth:`param_groups`, which puts
+    them in a group with ``weight_decay=0``.
 
     Raises:
         ValueError: a size that is not a positive int, ``dims`` empty or increasing beyond the
@@ -423,6 +426,21 @@ class SPDNet(nn.Module):
         self.logeig = LogEig(vectorize=vectorize == "triu")
         n_feat = prev * (prev + 1) // 2 if vectorize == "triu" else prev * prev
         self.classifier = nn.Linear(n_feat, n_classes, dtype=dtype, device=device)
+
+    def param_groups(self, weight_decay: float = 0.0) -> list:
+        """Optimizer param groups: the BiMap (Stiefel) weights with ``weight_decay=0``, the rest with ``weight_decay``.
+
+        Example: ``RiemannianAdam(net.param_groups(1e-4), lr=5e-3)``.
+
+        Raises:
+            ValueError: ``weight_decay`` negative or not a number.
+        """
+        if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
+            raise ValueError(f"SPDNet.param_groups: weight_decay must be a number >= 0, got {weight_decay!r}")
+        stiefel = [m.weight for m in self.modules() if isinstance(m, BiMap)]
+        ids = {id(p) for p in stiefel}
+        rest = [p for p in self.parameters() if id(p) not in ids]
+        return [{"params": stiefel, "weight_decay": 0.0}, {"params": rest, "weight_decay": float(weight_decay)}]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """SPD features ``(B, dims[-1], dims[-1])`` before LogEig."""
