@@ -155,6 +155,17 @@ def test_reeig_gradcheck(eigs):
     assert torch.autograd.gradcheck(ReEig(0.1), (x,))
 
 
+def test_reeig_batched_channels_gradcheck():
+    x = torch.stack(
+        [
+            torch.stack([_spd_with([2.0, 0.05, 0.05], seed=20), torch.eye(3, dtype=D)]),
+            torch.stack([_spd_with([0.3, 0.3, 1.0], seed=21), _spd_with([4.0, 1.0, 0.2], seed=22)]),
+        ]
+    ).requires_grad_()  # (B=2, C=2, 3, 3)
+    assert ReEig(0.1)(x).shape == (2, 2, 3, 3)
+    assert torch.autograd.gradcheck(ReEig(0.1), (x,))
+
+
 def test_reeig_gradient_at_identity_is_identity_map():
     # At X = I (ε < 1) ReEig is locally the identity map: d<G, ReEig(X)> = sym(G).
     # torchspdnet's Loewner matrix zeroes the tied off-diagonal entries and would give diag(G).
