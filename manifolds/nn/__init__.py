@@ -18,6 +18,8 @@ from .batchnorm import (
     SPDNetBN,
 )
 from .spdnet import BiMap, ExpEig, LogEig, ReEig, SPDNet, sym_unvec, sym_vec
+from .gyrobn import GyroBN, GyroGeometry
+from .gbwbn import GBWBN, GBWGeometry, bw_isometric_transport
 
 __all__ = [
     "BiMap",
@@ -36,4 +38,9 @@ __all__ = [
     "RiemannianBatchNorm",
     "LieBN",
     "SPDNetBN",
+    "GyroGeometry",
+    "GyroBN",
+    "GBWGeometry",
+    "GBWBN",
+    "bw_isometric_transport",
 ]
