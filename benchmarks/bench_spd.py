@@ -46,8 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import statistics
 import sys
 import tempfile
 import time
@@ -56,35 +54,12 @@ import warnings
 import numpy as np
 import torch
 
+from _timing import CLOCKS, GeomstatsWorker, fwd_bwd, median_ms, median_times  # benchmarks/_timing.py (run from this folder)
+
 METRICS = ("aim", "lem", "bwm")
 OPS = ("dist", "expmap", "logmap")
 GS_CLASS = {"aim": "SPDAffineMetric", "lem": "SPDLogEuclideanMetric", "bwm": "SPDBuresWassersteinMetric"}
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
-
-
-def median_times(fns, repeats: int, clock: str, warmup: int = 2):
-    """Median ms per closure, run round-robin like ``_timing.median_ms``, on the chosen clock.
-
-    A closure may return its own elapsed seconds (the geomstats worker measures its calls on its
-    own clock, since CPU time spent in another process is invisible here); otherwise it is timed
-    here. ``cpu`` = ``time.process_time``: with one thread it counts only this process's CPU time,
-    so it is robust to other jobs on a shared machine (refs/core.md §2.6, Table A); ``wall`` =
-    ``time.perf_counter``, what ``_timing.median_ms`` uses.
-    """
-    tick = CLOCKS[clock]
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            t0 = tick()
-            own = fn()
-            ts.append(own if isinstance(own, float) else tick() - t0)
-    return [1e3 * statistics.median(ts) for ts in times]
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -309,39 +284,6 @@ def _worker_main(threads: int) -> None:
         out.write(json.dumps(reply) + "\n")
 
 
-class GeomstatsWorker:
-    """A geomstats (pytorch backend) process answering one call per request."""
-
-    def __init__(self, threads: int):
-        env = dict(os.environ, GEOMSTATS_BACKEND="pytorch", PYTHONWARNINGS="ignore")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--_geomstats-worker", "--threads", str(threads)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
-            env=env,
-        )
-        hello = self.proc.stdout.readline()
-        if not hello:
-            raise RuntimeError("the geomstats worker did not start (is geomstats 2.8 importable with numpy < 2.4?)")
-        self.version = json.loads(hello)["version"]
-
-    def __call__(self, **req):
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def close(self):
-        try:
-            self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=30)
-        except Exception:
-            self.proc.kill()
-
-
 # ---------------------------------------------------------------------------- in-process libraries
 def _ours(metric, op, n):
     from manifolds import SPD
@@ -383,9 +325,8 @@ def _err(value, ref):
 
 
 def run(args):
-    from _timing import fwd_bwd, median_ms  # benchmarks/_timing.py (scripts run from this folder)
 
-    worker = None if args.no_geomstats else GeomstatsWorker(args.threads)
+    worker = None if args.no_geomstats else GeomstatsWorker(__file__, args.threads)
     tmp = tempfile.mkdtemp(prefix="bench_spd_")
     rows, notes = [], []
     if worker is not None:
