@@ -103,7 +103,7 @@ def _domain_margin(bn, x):
     bt = g.deform(bn.bias.detach())
     vb = bw_isometric_transport(bt, 2 * (sym_sqrtm(sc) - eye), to_identity=False)
     mats = (eye + 0.5 * w, (1 - t) * eye + t * sym_sqrtm(c), eye + sym_lyapunov(bt.expand_as(vb), vb))
-    return min(float(torch.linalg.eigvalsh(a).amin()) for a in mats)
+    return min(float(torch.linalg.eigvalsh(a.detach()).amin()) for a in mats)
 
 
 def test_guarantee_holds_inside_the_bw_domain():
