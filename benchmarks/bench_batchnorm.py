@@ -375,6 +375,117 @@ def print_table(rows, datasets, methods, cfg):
         print(f"| {m} | " + " | ".join(cells) + " |")
 
 
+# ------------------------------------------------------------------------------------ layer timing
+
+LAYER_ALGOS = (
+    "spdnetbn",
+    "liebn-aim",
+    "liebn-aim-t0.5",
+    "liebn-lem",
+    "liebn-lcm",
+    "liebn-lcm-t0.5",
+    "gbwbn",
+    "gyrobn-aim",
+    "gyrobn-lem",
+    "gyrobn-lcm",
+)
+
+
+def random_spd_batch(batch: int, n: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+    """``(batch, n, n)`` SPD matrices with a realistic spread (sample covariances around a common mean).
+
+    ``X_i = B^{½} (W_i W_iᵀ / 2n) B^{½}`` with ``W_i`` an ``n × 2n`` Gaussian matrix (Wishart,
+    condition number ≈ 34) and ``B = Q diag(e^{g}) Qᵀ``, ``g ~ N(0, 1)``, ``Q`` a random rotation:
+    the batch is spread around a non-identity mean, as the features inside an SPDNet are.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))[0]
+    b_half = q @ torch.diag(torch.exp(0.5 * torch.randn(n, generator=gen, dtype=torch.float64))) @ q.mT
+    w = torch.randn(batch, n, 2 * n, generator=gen, dtype=torch.float64)
+    x = b_half @ (w @ w.mT / (2 * n)) @ b_half
+    return (0.5 * (x + x.mT)).to(dtype)
+
+
+def _codomain_dist(geometry, a: torch.Tensor, b: torch.Tensor) -> float:
+    """Distance of two co-domain points under the metric the layer's mean is computed in."""
+    cod = getattr(geometry, "codomain", None)
+    if cod is not None:  # AIM (θ-deformed: (α, β)-AIM), BW (GBWBN)
+        return float(cod.dist(a, b))
+    if type(geometry).__name__.startswith("SPDL"):  # LEM / LCM: flat co-domain with addition
+        return float(torch.sqrt(geometry.dist2_to_identity(a - b)))
+    return float(geometry.manifold.dist(a, b))  # GyroBN: the manifold's own metric
+
+
+def _time_fwd_bwd(layer, x: torch.Tensor, repeats: int, warmup: int = 1) -> float:
+    """Median wall time (s) of ``forward`` + ``backward`` of ``(y²).sum()`` in training mode."""
+    times = []
+    for k in range(warmup + repeats):
+        xr = x.detach().clone().requires_grad_(True)
+        layer.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        y = layer(xr)
+        (y * y).sum().backward()
+        dt = time.perf_counter() - t0
+        if k >= warmup:
+            times.append(dt)
+    return statistics.median(times)
+
+
+def layer_timing(args) -> int:
+    """Forward+backward time of one BN layer and the error of its batch mean (``--layer-timing``).
+
+    For every algorithm of ``LAYER_ALGOS``: a layer at its defaults and one with
+    ``mean_max_iter=1`` (the single Karcher step of the reference code); on a batch of
+    ``--layer-batch`` ``--layer-n`` × ``--layer-n`` SPD matrices (:func:`random_spd_batch`,
+    float64), the median over ``--layer-repeats`` of the forward+backward wall time, and the
+    distance (in the co-domain metric of the layer's mean) between the layer's batch mean and a
+    fully converged Karcher mean (``tol=0``, 2000 iterations), beside the batch spread (RMS
+    distance of the batch to that mean, the square root of its Fréchet variance: the scale the
+    error compares to). Prints a markdown table.
+    """
+    dtype = torch.float64
+    n, batch = args.layer_n, args.layer_batch
+    x = random_spd_batch(batch, n, seed=0, dtype=dtype)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64; one BN layer, "
+        f"batch {batch} of {n}×{n} SPD, forward+backward, median of {args.layer_repeats}"
+    )
+    rows = []
+    for algo in LAYER_ALGOS:
+        cells = {}
+        for label, extra in (("default", {}), ("iter1", {"mean_max_iter": 1})):
+            try:
+                torch.manual_seed(0)
+                layer = spd_bn_factory(algo, dtype, {"momentum": 0.1, **extra})(n)
+                layer.train()
+                g = layer.geometry
+                t = _time_fwd_bwd(layer, x, args.layer_repeats)
+                with torch.no_grad():
+                    z = layer._to_samples_last(g.deform(x))
+                    m = g.frechet_mean(z, tol=layer.mean_tol, max_iter=layer.mean_max_iter)
+                    ref = g.frechet_mean(z, tol=0.0, max_iter=2000)
+                    err = _codomain_dist(g, m, ref)
+                    zr = g.deform(x)
+                    spread = float(g.dist2_to_identity(g.translate(zr, ref, inverse=True)).mean().sqrt())
+                cells[label] = (t, err)
+                cells["spread"] = spread
+            except Exception as e:  # a failing algorithm is a result
+                cells[label] = f"{type(e).__name__}: {e}"[:60]
+        rows.append((algo, cells))
+        print(f"  {algo}: {cells}", flush=True)
+    print("\n| algorithm | fwd+bwd (default) | mean error (default) | fwd+bwd (mean_max_iter=1) | mean error (mean_max_iter=1) | batch spread |")
+    print("|---|---|---|---|---|---|")
+    for algo, cells in rows:
+        out = []
+        for label in ("default", "iter1"):
+            c = cells[label]
+            out += [f"{1e3 * c[0]:.1f} ms", f"{c[1]:.1e}"] if isinstance(c, tuple) else [c, "–"]
+        spread = cells.get("spread")
+        out.append(f"{spread:.2f}" if spread is not None else "–")
+        print(f"| {algo} | " + " | ".join(out) + " |")
+    return 0
+
+
 # ------------------------------------------------------------------------------------ main
 
 
@@ -399,7 +510,15 @@ def main(argv=None):
     ap.add_argument("--out", default=str(Path(__file__).with_name("bench_batchnorm_results.jsonl")))
     ap.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, EMG limited to 400 samples")
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--layer-timing", action="store_true", help="time one BN layer per algorithm (fwd+bwd, mean error), print its table, exit")
+    ap.add_argument("--layer-n", type=int, default=28, help="--layer-timing: matrix size")
+    ap.add_argument("--layer-batch", type=int, default=32, help="--layer-timing: batch size")
+    ap.add_argument("--layer-repeats", type=int, default=7, help="--layer-timing: timed repeats (median)")
     args = ap.parse_args(argv)
+    if args.layer_timing:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return layer_timing(args)
     if args.quick:
         args.seeds, args.epochs, args.limit = [1], 2, args.limit or 400
     seeds = list(range(args.seeds[0])) if len(args.seeds) == 1 else args.seeds
