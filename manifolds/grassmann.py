@@ -11,7 +11,7 @@ import torch
 from ._linalg import sym, sym_funcm
 from ._numerics import safe_sqrt
 from .base import Manifold
-from .stiefel import _check_np, _eye, _frob, polar, reorthonormalize
+from .stiefel import Stiefel, _check_np, _eye, _frob, polar, reorthonormalize
 
 __all__ = ["Grassmann"]
 
@@ -175,13 +175,8 @@ class Grassmann(Manifold):
         return (type(self).__name__, self.event_shape)
 
     # ------------------------------------------------------------------ checks
-    def _check_point_on_manifold(self, x, *, atol=1e-5, rtol=0.0):
-        if x.numel() == 0:
-            return True, None
-        err = (x.mT @ x - _eye(self.p, x)).abs().amax()
-        if err > atol + rtol:
-            return False, f"points must have orthonormal columns: max |yᵀy − I| = {float(err):.3g} > {atol + rtol:.3g}"
-        return True, None
+    # a subspace is given by an orthonormal basis: the Stiefel point check
+    _check_point_on_manifold = Stiefel._check_point_on_manifold
 
     def _check_vector_on_tangent(self, x, u, *, atol=1e-5, rtol=0.0):
         if u.numel() == 0:
