@@ -48,7 +48,7 @@ from typing import Optional
 
 import torch
 
-from ._linalg import sym, sym_lyapunov, sym_sqrtm
+from ._linalg import _chol, sym, sym_lyapunov, sym_sqrtm
 
 __all__ = ["bw_parallel_transport", "bw_transp_follow_expmap"]
 
@@ -62,24 +62,13 @@ _TOL = {torch.float64: (1e-10, 1e-10), torch.float32: (1e-5, 1e-6)}
 
 
 # ---------------------------------------------------------------------------- helpers
-def _chol(x: torch.Tensor) -> torch.Tensor:
-    """Lower Cholesky factor of ``sym(x)``, NaN for a non-SPD batch element (no host sync)."""
-    return torch.linalg.cholesky_ex(sym(x))[0]
-
-
-def _lyap(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Solve ``x L + L x = u`` for SPD ``x: (..., n, n)`` and symmetric ``u`` (broadcast):
-    :func:`manifolds._linalg.sym_lyapunov` (gradients finite at repeated eigenvalues)."""
-    return sym_lyapunov(x, u)
-
-
 def _christoffel(x: torch.Tensor, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Christoffel form ``Γ_x(u, w) = −(L_x(u) x L_x(w) + L_x(w) x L_x(u))`` of the BWM.
 
     Malagò, Montrucchio & Pistone 2018 (see the module docstring). Shapes
     ``(..., n, n)``, broadcast; result symmetric.
     """
-    lu, lw = _lyap(x, u), _lyap(x, w)
+    lu, lw = sym_lyapunov(x, u), sym_lyapunov(x, w)
     p = lu @ x @ lw
     return -(p + p.mT)
 
@@ -95,7 +84,7 @@ def _transport_rhs(x: torch.Tensor, k: torch.Tensor, t, w: torch.Tensor) -> torc
     a = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device) + t * k
     g = sym(a @ x @ a)
     m = sym(torch.linalg.solve(a, k))
-    p = m @ g @ _lyap(g, w)
+    p = m @ g @ sym_lyapunov(g, w)
     return p + p.mT
 
 
@@ -279,5 +268,5 @@ def bw_transp_follow_expmap(
     _check_mats(x=x, u=u, v=v)
     rtol, atol, options = _check_args(method, rtol, atol, options, v.dtype)
     x, u = torch.broadcast_tensors(x, u)
-    k = _lyap(x, sym(u))
+    k = sym_lyapunov(x, sym(u))
     return _transport_along(x, k, v, method, rtol, atol, options)

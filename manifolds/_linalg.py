@@ -106,6 +106,15 @@ def sym(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------- divided differences
 # Each takes ``hi > lo`` elementwise (the caller orders the pair and sanitises ties) and
 # returns (f(hi) − f(lo)) / (hi − lo) without cancellation when hi ≈ lo.
+def _chol(x: torch.Tensor) -> torch.Tensor:
+    """Lower Cholesky factor of ``sym(x)`` without the error check (no host sync).
+
+    A batch element that is not positive definite gives a factor with NaNs (``cholesky_ex``
+    semantics); use :meth:`manifolds.SPD.check_point` to validate inputs.
+    """
+    return torch.linalg.cholesky_ex(sym(x))[0]
+
+
 def _dd_log(hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
     # log(hi) − log(lo) = log1p(r), r = (hi − lo)/lo ≥ 0: r carries ≤ 2 eps relative error
     # (hi − lo is exact by Sterbenz when hi ≤ 2 lo), log1p is accurate for all r ≥ 0. The

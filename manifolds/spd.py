@@ -41,6 +41,7 @@ from typing import Hashable, Optional, Union
 import torch
 
 from ._linalg import (
+    _chol,
     _spd_floor,
     aim_dist,
     spd_generalized_eigvalsh,
@@ -74,15 +75,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------- helpers
-def _chol(x: torch.Tensor) -> torch.Tensor:
-    """Lower Cholesky factor of ``sym(x)`` without the error check (no host sync).
-
-    A batch element that is not positive definite gives a factor with NaNs (``cholesky_ex``
-    semantics); use :meth:`SPD.check_point` to validate inputs.
-    """
-    return torch.linalg.cholesky_ex(sym(x))[0]
-
-
 def _whiten(chol: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """``L⁻¹ u L⁻ᵀ`` (symmetrised) for a lower-triangular ``L``: two triangular solves."""
     a = torch.linalg.solve_triangular(chol, u, upper=False)
@@ -112,12 +104,6 @@ def _diag(x: torch.Tensor) -> torch.Tensor:
 def _strict_lower(x: torch.Tensor) -> torch.Tensor:
     """Strictly lower triangular part ``⌊x⌋``."""
     return torch.tril(x, diagonal=-1)
-
-
-def _lyapunov(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Solve ``x L + L x = u`` (SPD ``x``, symmetric ``u``): :func:`manifolds._linalg.sym_lyapunov`
-    (eigenbasis, ``O(n³)``, gradients finite at repeated eigenvalues for every ``n``)."""
-    return sym_lyapunov(x, u)
 
 
 # ---------------------------------------------------------------------------- power map
@@ -954,7 +940,7 @@ class BuresWassersteinMetric(SPDMetric):
         self.ode_options = dict(ode_options)
 
     def _inner(self, x, u, v):
-        return 0.5 * _frob(_lyapunov(x, u), u if v is None else v)
+        return 0.5 * _frob(sym_lyapunov(x, u), u if v is None else v)
 
     def _dist(self, x, y):
         c = _chol(x)
@@ -963,7 +949,7 @@ class BuresWassersteinMetric(SPDMetric):
         return safe_sqrt(torch.clamp(tr, min=0.0))
 
     def _expmap(self, x, u):
-        lx = _lyapunov(x, u)
+        lx = sym_lyapunov(x, u)
         return sym(x + u + lx @ x @ lx)
 
     def _logmap(self, x, y):

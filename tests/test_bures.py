@@ -16,11 +16,11 @@ import torch
 
 from manifolds._bures import (
     _christoffel,
-    _lyap,
     _transport_rhs,
     bw_parallel_transport,
     bw_transp_follow_expmap,
 )
+from manifolds._linalg import sym_lyapunov as _lyap
 from manifolds.spd import BuresWassersteinMetric
 
 F64 = torch.float64

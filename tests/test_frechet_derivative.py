@@ -41,19 +41,7 @@ F32, F64 = torch.float32, torch.float64
 
 
 # ---------------------------------------------------------------------- helpers
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def rotation(n: int, g: torch.Generator, batch=()) -> torch.Tensor:
-    q, r = torch.linalg.qr(torch.randn(*batch, n, n, dtype=F64, generator=g))
-    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
-
-
-def with_spectrum(eigs, g: torch.Generator, batch=()) -> torch.Tensor:
-    eigs = torch.as_tensor(eigs, dtype=F64)
-    q = rotation(eigs.shape[-1], g, batch)
-    return sym((q * eigs.unsqueeze(-2)) @ q.mT)
+from test_linalg import gen, with_spectrum  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 def random_spd(n: int, g: torch.Generator, batch=(), lo=0.2, hi=5.0) -> torch.Tensor:
