@@ -243,5 +243,56 @@ class Manifold(geoopt.Manifold, metaclass=abc.ABCMeta):
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         return t.reshape(t.shape + (1,) * len(self.event_shape))
 
+    # ------------------------------------------------------------------ kernel-ready distance
+    #: whether :meth:`kernel_dist` is written with the ``ops`` primitives only (so it also runs
+    #: on KeOps ``LazyTensor``\ s); the default below falls back to :meth:`dist` (torch only).
+    has_kernel_formula: bool = False
+
+    @property
+    def kernel_feature_dim(self) -> int:
+        """Length ``F`` of the per-point feature vector of :meth:`kernel_features`."""
+        return self.numel
+
+    def kernel_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-point features on which :meth:`kernel_dist` is evaluated (the :mod:`kernels` layer).
+
+        A per-point map computed once in O(N) (e.g. a quaternion for SO(3), a matrix
+        logarithm for log-Euclidean SPD) so that the pairwise formula needs only elementary
+        operations. The default is the flattened point.
+
+        Args:
+            x: ``(*batch, *event_shape)`` points.
+
+        Returns:
+            ``(*batch, F)`` with ``F = kernel_feature_dim``.
+        """
+        return x.reshape(x.shape[: x.dim() - len(self.event_shape)] + (-1,))
+
+    def kernel_dist(self, a, b, ops):
+        """Geodesic distance between feature vectors, written against a pairwise-ops object.
+
+        ``ops`` is one of the :mod:`kernels` ops layers (broadcast torch tensors or KeOps
+        ``LazyTensor``\ s); a subclass that writes its distance with ``ops`` primitives only
+        sets :attr:`has_kernel_formula` so the formula also runs through KeOps. This default
+        unflattens the features and calls :meth:`dist` (torch backends only).
+
+        Args:
+            a, b: ``(..., F)`` features from :meth:`kernel_features` (broadcasting, e.g.
+                ``(N, 1, F)`` against ``(1, M, F)``), or ``LazyTensor``\ s of dimension ``F``.
+            ops: the ops layer (``ops.lazy`` is True for KeOps).
+
+        Returns:
+            ``(..., 1)`` distances (a ``LazyTensor`` of dimension 1 for KeOps).
+
+        Raises:
+            NotImplementedError: ``ops`` is the KeOps layer and the manifold has no formula.
+        """
+        if ops.lazy:
+            raise NotImplementedError(f"{self.name} has no kernel distance formula for KeOps (has_kernel_formula=False)")
+        ev = tuple(self.event_shape)
+        xa = a.reshape(a.shape[:-1] + ev)
+        xb = b.reshape(b.shape[:-1] + ev)
+        return self.dist(xa, xb)[..., None]
+
     def extra_repr(self) -> str:
         return f"event_shape={tuple(self.event_shape)}"

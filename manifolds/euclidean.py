@@ -80,6 +80,12 @@ class Euclidean(Manifold):
     def dist2(self, x, y, *, keepdim=False):
         return self._sum((y - x) ** 2, keepdim)
 
+    has_kernel_formula = True
+
+    def kernel_dist(self, a, b, ops):
+        """``|a − b|`` on flattened points (see :meth:`Manifold.kernel_dist`); zero gradient at ``a == b``."""
+        return ops.sqrt(ops.sqdist(a, b))
+
     def proju(self, x, u):
         return u
 

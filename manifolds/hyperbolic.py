@@ -464,6 +464,45 @@ class Stereographic(Manifold):
         out = 2 * n * h / (bx * by).sqrt()
         return out if keepdim else out.squeeze(-1)
 
+    # ------------------------------------------------------------------ kernel-ready distance
+    has_kernel_formula = True
+
+    @property
+    def kernel_feature_dim(self) -> int:
+        return self.dim + 1
+
+    def kernel_features(self, x):
+        """``(s x, (1 + κ|x|²)^{-1/2})`` with ``s = √|κ|`` (1 at κ = 0), ``(*batch, d + 1)``
+        (see :meth:`Manifold.kernel_features`)."""
+        k = self._kappa(x)
+        s = k.abs().sqrt() if self._kernel_sign() != 0 else 1.0
+        return torch.cat([s * x, self._conf(x, k).rsqrt()], -1)
+
+    def _kernel_sign(self) -> int:
+        """Sign of κ (a host read for a learnable curvature)."""
+        kf = float(self.k.detach()) if torch.is_tensor(self.k) else self._k
+        return (kf > 0) - (kf < 0)
+
+    def kernel_dist(self, a, b, ops):
+        """Chord form ``2 arsin_κ(|x − y| / √((1 + κ|x|²)(1 + κ|y|²)))`` from the features.
+
+        With ``z = √|κ| |x − y| c_x c_y`` (``c`` the last feature): ``(2/√−κ) asinh(z)`` for
+        κ < 0, ``(2/√κ) asin(min(z, 1))`` for κ > 0 and ``2|x − y|`` at κ = 0 (Bachmann et
+        al., ICML 2020, eq. (6); the same value as :meth:`dist`). The branch is taken on the
+        sign of κ (one host read for a learnable curvature). Float32-safe near coincident
+        points (no ``acosh`` of a number near 1).
+        """
+        d = self.dim
+        chord = ops.sqrt(ops.sqdist(ops.slice(a, 0, d), ops.slice(b, 0, d)))
+        sign = self._kernel_sign()
+        if sign == 0:
+            return 2 * chord
+        z = chord * ops.slice(a, d, d + 1) * ops.slice(b, d, d + 1)
+        r = ops.asinh(z) if sign < 0 else ops.asin(ops.clamp(z, 0.0, 1.0))
+        k = self.k
+        scale = 2 / k.to(torch.float64).abs().sqrt() if torch.is_tensor(k) else 2 / math.sqrt(abs(k))
+        return ops.scalar(scale) * r
+
     def dist0(self, x, *, keepdim=False):
         """``dist(0, x) = 2 artan_κ(|x|)``; ``(*batch,)``."""
         k = self._kappa(x)
@@ -848,6 +887,20 @@ class Hyperboloid(Manifold):
         sc = math.sqrt(self.c)
         _, q = self._chord_sq(x, y, keepdim)
         return 2 * torch.asinh(0.5 * sc * safe_sqrt(q)) / sc
+
+    # ------------------------------------------------------------------ kernel-ready distance
+    has_kernel_formula = True
+
+    def kernel_dist(self, a, b, ops):
+        """Chord form ``2/√c · asinh(√c ‖a − b‖_L / 2)``, ``‖v‖_L² = −v₀² + Σᵢ vᵢ²`` clamped at 0.
+
+        Float32-safe near coincident points, unlike ``acosh(−c⟨a, b⟩_L)`` (refs/kernels.md
+        §2.3); the same value as :meth:`dist`.
+        """
+        d = self.dim + 1
+        q = ops.relu(ops.sqdist(ops.slice(a, 1, d), ops.slice(b, 1, d)) - ops.sqdist(ops.slice(a, 0, 1), ops.slice(b, 0, 1)))
+        sc = math.sqrt(self.c)
+        return (2 / sc) * ops.asinh((0.5 * sc) * ops.sqrt(q))
 
     def dist0(self, x, *, keepdim=False):
         """``dist(o, x) = asinh(√c |x_{1:}|) / √c``; ``(*batch,)``."""

@@ -74,6 +74,7 @@ __all__ = [
     "so3_left_jacobian_inv",
     "so3_right_jacobian_inv",
     "quaternion_to_matrix",
+    "quaternion_chord_angle",
     "matrix_to_quaternion",
     "axis_angle_to_matrix",
     "matrix_to_axis_angle",
@@ -251,6 +252,24 @@ def so3_angle(R: torch.Tensor) -> torch.Tensor:
     """Rotation angle ``|so3_log(R)|`` in ``[0, π]``, ``2 atan2(|v|, |w|)``, shape ``(...,)``."""
     q = matrix_to_quaternion(R)
     return 2 * torch.atan2(safe_norm(q[..., 1:], dim=-1), q[..., 0].abs())
+
+
+def quaternion_chord_angle(qa, qb, ops):
+    """Rotation angle between unit quaternions, ``4 asin(min(|qa − qb|, |qa + qb|) / 2)``.
+
+    Sign-invariant (``q`` and ``−q`` are the same rotation) and float32-safe near the
+    identity, unlike ``2 acos|⟨qa, qb⟩|`` (refs/kernels.md §2.3). Written against a
+    :mod:`kernels` ops layer so it also runs on KeOps ``LazyTensor``\ s.
+
+    Args:
+        qa, qb: ``(..., 4)`` unit quaternions (broadcasting) or ``LazyTensor``\ s of dimension 4.
+        ops: the ops layer.
+
+    Returns:
+        ``(..., 1)`` angle in ``[0, π]`` (rad).
+    """
+    m = ops.minimum(ops.sqdist(qa, qb), ops.sqnorm(qa + qb))
+    return 4 * ops.asin(ops.clamp(0.5 * ops.sqrt(m), 0.0, 1.0))
 
 
 def so3_left_jacobian(w: torch.Tensor) -> torch.Tensor:
@@ -563,6 +582,17 @@ class SO3(Manifold):
         d = so3_angle(x.transpose(-1, -2) @ y)
         return d[..., None, None] if keepdim else d
 
+    has_kernel_formula = True
+    kernel_feature_dim = 4
+
+    def kernel_features(self, x):
+        """Unit quaternion ``[w, x, y, z]`` of each rotation, ``(*batch, 4)`` (see :meth:`Manifold.kernel_features`)."""
+        return matrix_to_quaternion(x)
+
+    def kernel_dist(self, a, b, ops):
+        """Rotation angle from quaternion features, :func:`quaternion_chord_angle`."""
+        return quaternion_chord_angle(a, b, ops)
+
     # ------------------------------------------------------------------ exp / log
     def expmap(self, x, u):
         """``x Exp(vee(xᵀ u))`` (the skew part of ``xᵀu`` is used)."""
@@ -725,6 +755,18 @@ class SE3(Manifold):
         theta = so3_angle(x[..., :3, :3].transpose(-1, -2) @ y[..., :3, :3])
         d = safe_norm(torch.cat([theta[..., None], y[..., :3, 3] - x[..., :3, 3]], -1), dim=-1)
         return d[..., None, None] if keepdim else d
+
+    has_kernel_formula = True
+    kernel_feature_dim = 7
+
+    def kernel_features(self, x):
+        """``[quaternion of R, t]``, ``(*batch, 7)`` (see :meth:`Manifold.kernel_features`)."""
+        return torch.cat([matrix_to_quaternion(x[..., :3, :3]), x[..., :3, 3]], -1)
+
+    def kernel_dist(self, a, b, ops):
+        """``sqrt(θ² + |t_a − t_b|²)`` with ``θ`` from :func:`quaternion_chord_angle`."""
+        theta = quaternion_chord_angle(ops.slice(a, 0, 4), ops.slice(b, 0, 4), ops)
+        return ops.sqrt(theta * theta + ops.sqdist(ops.slice(a, 4, 7), ops.slice(b, 4, 7)))
 
     # ------------------------------------------------------------------ exp / log
     def expmap(self, x, u):

@@ -168,6 +168,29 @@ class Product(Manifold):
         d2 = self.dist2(x, y, keepdim=keepdim)
         return safe_sqrt(d2)
 
+    # ------------------------------------------------------------------ kernel-ready distance
+    @property
+    def has_kernel_formula(self) -> bool:
+        return all(m.has_kernel_formula for m in self.factors)
+
+    @property
+    def kernel_feature_dim(self) -> int:
+        return sum(m.kernel_feature_dim for m in self.factors)
+
+    def kernel_features(self, x):
+        """Factor features concatenated, ``(*batch, Σ F_i)`` (see :meth:`Manifold.kernel_features`)."""
+        return torch.cat([m.kernel_features(p) for m, p in zip(self.factors, self.split(x))], -1)
+
+    def kernel_dist(self, a, b, ops):
+        """``sqrt(Σ_i d_i²)`` over the factor slices of the features (each factor's own formula)."""
+        total, start = None, 0
+        for m in self.factors:
+            stop = start + m.kernel_feature_dim
+            d = m.kernel_dist(ops.slice(a, start, stop), ops.slice(b, start, stop), ops)
+            total = d * d if total is None else total + d * d
+            start = stop
+        return ops.sqrt(total)
+
     def proju(self, x, u):
         return self._map(lambda m, x_, u_: m.proju(x_, u_), x, u)
 

@@ -101,6 +101,15 @@ def _diag(x: torch.Tensor) -> torch.Tensor:
     return torch.diagonal(x, dim1=-2, dim2=-1)
 
 
+def _sym_vec(a: torch.Tensor) -> torch.Tensor:
+    """Upper triangle of symmetric ``(..., n, n)`` with off-diagonal entries times √2, ``(..., n(n+1)/2)``:
+    ``|_sym_vec(a)| = |a|_F``."""
+    n = a.shape[-1]
+    i, j = torch.triu_indices(n, n, device=a.device)
+    w = torch.where(i == j, torch.ones((), dtype=a.dtype), torch.full((), math.sqrt(2.0), dtype=a.dtype)).to(a.device)
+    return a[..., i, j] * w
+
+
 def _strict_lower(x: torch.Tensor) -> torch.Tensor:
     """Strictly lower triangular part ``⌊x⌋``."""
     return torch.tril(x, diagonal=-1)
@@ -482,6 +491,57 @@ class SPDMetric(abc.ABC):
             return None
         return self._pull(lambda y: self._closed_form_mean(y, w), x)
 
+    # ------------------------------------------------------------------ flat coordinates
+    #: whether the base metric is flat with explicit coordinates (LEM, EM, LCM and their deformations)
+    is_flat: bool = False
+
+    def _flat_point(self, x):
+        """Symmetric matrix ``L_x`` with ``dist² = α‖L_y − L_x‖² + β tr(L_y − L_x)²`` (LEM: ``log x``, EM: ``x``)."""
+        raise NotImplementedError(f"{type(self).__name__} is not flat")
+
+    def _flat_vector(self, x):
+        """Base-metric coordinates ``(..., F)`` in which the distance is Euclidean.
+
+        ``α‖Δ‖² + β(tr Δ)² = α‖Δ₀‖² + (α/n + β)(tr Δ)²`` with ``Δ₀`` the trace-free part, so
+        the coordinates are ``(√α vec(L₀), √(α/n + β) tr L)`` (``vec`` with √2 off-diagonals).
+        """
+        lx = self._flat_point(x)
+        if self._plain_ab:
+            return _sym_vec(lx)
+        n = lx.shape[-1]
+        tr = _diag(lx).sum(-1)
+        l0 = lx - (tr / n)[..., None, None] * _eye_like(lx)
+        return torch.cat([math.sqrt(self.alpha) * _sym_vec(l0), math.sqrt(self.alpha / n + self.beta) * tr[..., None]], -1)
+
+    def flat_dim(self, n: int) -> int:
+        """Length of :meth:`flat_coordinates` for ``n × n`` matrices."""
+        return n * (n + 1) // 2 + (0 if self._plain_ab else 1)
+
+    def flat_coordinates(self, x: torch.Tensor) -> torch.Tensor:
+        """Coordinates ``f(x)`` with ``dist(x, y) = |f(x) − f(y)|`` (flat metrics only).
+
+        The base metric's flat coordinates (log-Euclidean: ``vec(log x)``; Euclidean: ``vec(x)``;
+        log-Cholesky: strict lower part and log-diagonal of the Cholesky factor, Lin, SIAM
+        J. Matrix Anal. Appl. 2019, eq. (4)) taken after every pullback map and scaled by
+        its ``√s``; with the ``(α, β)`` inner product folded in (:meth:`_flat_vector`). Used
+        by :mod:`kernels` (a per-point map, then Euclidean pairwise formulas).
+
+        Args:
+            x: ``(..., n, n)`` SPD.
+
+        Returns:
+            ``(..., F)`` with ``F = flat_dim(n)``.
+
+        Raises:
+            NotImplementedError: the metric is not flat (AIM, BWM, GBWM).
+        """
+        if not self.is_flat:
+            raise NotImplementedError(f"{self!r} is not flat: no flat coordinates")
+        s = 1.0
+        for f in self._maps:
+            x, s = f.fwd(x), s * f.dist_scale
+        return s * self._flat_vector(x)
+
     # ------------------------------------------------------------------ gyro-structure
     def _require_gyro(self):
         if self._gyro is None:
@@ -731,6 +791,11 @@ class LogEuclideanMetric(SPDMetric):
         d = sym_logm(y) - sym_logm(x)
         return _frob(d, d), _diag(d).sum(-1)
 
+    is_flat = True
+
+    def _flat_point(self, x):
+        return sym_logm(x)
+
 
 # ---------------------------------------------------------------------------- LCM
 class LogCholeskyMetric(SPDMetric):
@@ -776,6 +841,14 @@ class LogCholeskyMetric(SPDMetric):
 
     def __init__(self, *, theta: float = 1.0):
         super().__init__(theta=theta)
+
+    is_flat = True
+
+    def _flat_vector(self, x):
+        c = _chol(x)
+        n = c.shape[-1]
+        i, j = torch.tril_indices(n, n, -1, device=c.device)
+        return torch.cat([c[..., i, j], torch.log(_diag(c))], -1)
 
     @staticmethod
     def _to_factor(c, u):
@@ -885,6 +958,11 @@ class EuclideanMetric(SPDMetric):
     def _dist_terms(self, x, y):
         d = y - x
         return _frob(d, d), _diag(d).sum(-1)
+
+    is_flat = True
+
+    def _flat_point(self, x):
+        return x
 
 
 # ---------------------------------------------------------------------------- BWM
@@ -1168,6 +1246,28 @@ class SPD(Manifold):
         r = self.metric.dist(x, y)
         return r[..., None, None] if keepdim else r
 
+
+    # ------------------------------------------------------------------ kernel-ready distance
+    @property
+    def has_kernel_formula(self) -> bool:
+        return self.metric.is_flat
+
+    @property
+    def kernel_feature_dim(self) -> int:
+        return self.metric.flat_dim(self.n) if self.metric.is_flat else self.numel
+
+    def kernel_features(self, x):
+        """Flat coordinates of the metric (:meth:`SPDMetric.flat_coordinates`) for flat metrics
+        (LEM, EM, LCM and their deformations), else the flattened matrix (see
+        :meth:`Manifold.kernel_features`); ``(*batch, F)``."""
+        return self.metric.flat_coordinates(x) if self.metric.is_flat else super().kernel_features(x)
+
+    def kernel_dist(self, a, b, ops):
+        """Euclidean distance of the flat coordinates; non-flat metrics (AIM, BWM, GBWM) use
+        :meth:`dist` on the torch backends (no KeOps formula: it needs an eigendecomposition)."""
+        if self.metric.is_flat:
+            return ops.sqrt(ops.sqdist(a, b))
+        return super().kernel_dist(a, b, ops)
     def expmap(self, x, u):
         return self.metric.expmap(x, u)
 

@@ -97,6 +97,16 @@ class Sphere(Manifold):
         """Great-circle distance in rad, ``2 atan2(|x - y|, |x + y|)``, in ``[0, π]``."""
         return 2 * torch.atan2(safe_norm(x - y, keepdim=keepdim), safe_norm(x + y, keepdim=keepdim))
 
+    has_kernel_formula = True
+
+    def kernel_dist(self, a, b, ops):
+        """Chord form ``2 asin(|a − b| / 2)`` of the great-circle distance (see :meth:`Manifold.kernel_dist`).
+
+        Float32-safe near coincident points, unlike ``acos⟨a, b⟩`` whose gradient is 20×
+        too large there in float32 (refs/kernels.md §2.3); zero gradient at ``a == b``.
+        """
+        return 2 * ops.asin(ops.clamp(0.5 * ops.sqrt(ops.sqdist(a, b)), 0.0, 1.0))
+
     # ------------------------------------------------------------------ exp / log
     def expmap(self, x, u):
         """``cos(|u|) x + sinc(|u|) u``; ``u`` may be longer than π (wraps around)."""

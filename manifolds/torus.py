@@ -135,6 +135,12 @@ class Torus(Manifold):
         w = self.logmap(x, y)
         return (w * w).sum(-1, keepdim=keepdim)
 
+    has_kernel_formula = True
+
+    def kernel_dist(self, a, b, ops):
+        """``|wrap(a − b)|`` with the angle difference wrapped to ``[−π, π)`` (see :meth:`Manifold.kernel_dist`)."""
+        return ops.sqrt(ops.sqnorm(ops.wrap_angle(a - b)))
+
     # ------------------------------------------------------------------ exp / log
     def expmap(self, x, u):
         """``wrap(x + u)`` in ``[0, 2π)``; ``x, u: (*batch, d)``."""
