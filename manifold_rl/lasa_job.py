@@ -23,7 +23,7 @@ import torch
 
 from manifolds import Euclidean, Sphere
 from manifold_rl.data.lasa import lasa_in_plane, lasa_on_sphere, load_lasa
-from manifold_rl.metrics import dtw_path, final_goal_distance, jerkiness, off_manifold_drift
+from manifold_rl.metrics import dtw_path, final_goal_distance, jerkiness, off_manifold_drift, state_mmd2
 from manifold_rl.plotting import plot_lasa_rollouts
 from manifold_rl.policies import FlowMatchingPolicy, FlowMatchingPolicyConfig, make_chunk_dataset
 from manifold_rl.training import train_policy
@@ -61,6 +61,7 @@ METRIC_COLUMNS = [
     ("dtw", "DTW (rad·steps)"),
     ("dtw_mean", "DTW / step (rad)"),
     ("final_goal_distance", "final dist. to goal (rad)"),
+    ("state_mmd2", "MMD² states vs demo"),
     ("jerkiness", "jerkiness"),
     ("max_drift", "max ||x||-1|"),
     ("latency_ms_median", "latency/chunk (ms)"),
@@ -87,6 +88,7 @@ def _evaluate(policy, manifold, demo, dt, cfg: LasaJobConfig, project_to=None) -
         "dtw": d,
         "dtw_mean": d / len(path),
         "final_goal_distance": final_goal_distance(states, demo[-1], dist),
+        "state_mmd2": state_mmd2(manifold, states, demo),
         "jerkiness": jerkiness(states, dt),
         "max_drift": off_manifold_drift(res.raw_states.double()) if demo.shape[-1] == 3 else 0.0,
         "latency_ms_median": statistics.median(lat),
@@ -161,6 +163,7 @@ def run_lasa_shape(shape: str, out_dir, cfg: LasaJobConfig, progress: bool = Tru
         "dtw": ref[k][0],
         "dtw_mean": ref[k][0] / len(ref[k][1]),
         "final_goal_distance": final_goal_distance(trajs[train_idx[k]], heldout[-1], dist),
+        "state_mmd2": state_mmd2(manifold, trajs[train_idx[k]], heldout),
         "jerkiness": jerkiness(trajs[train_idx[k]], dt),
     }
     results["held-out demo (reference)"] = {"jerkiness": jerkiness(heldout, dt)}

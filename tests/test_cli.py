@@ -24,7 +24,7 @@ def test_lasa_sphere_end_to_end(tmp_path):
     results = data["results"]
     assert set(results) >= {"RFM on S²", "Euclidean FM in R³ + normalise", "closest training demo (reference)"}
     rfm = results["RFM on S²"]
-    for key in ("dtw", "dtw_mean", "jerkiness", "final_goal_distance", "max_drift", "latency_ms_median", "train_time_s"):
+    for key in ("dtw", "dtw_mean", "state_mmd2", "jerkiness", "final_goal_distance", "max_drift", "latency_ms_median", "train_time_s"):
         assert key in rfm and rfm[key] == rfm[key], key  # present and not NaN
     # the Riemannian policy stays on the sphere; the ambient baseline does not (before normalising)
     assert rfm["max_drift"] < 1e-5

@@ -198,3 +198,42 @@ def test_metrics_on_lasa_sphere():
     d_same = dtw(traj[0], traj[0], S2.dist)
     d_other = dtw(traj[0], traj[1], S2.dist, normalize=True)
     assert d_same == 0.0 and 0 < d_other < 0.2
+
+
+# ---------------------------------------------------------------------------- state_mmd2
+def test_state_mmd2_separates_distributions_and_matches_kernels():
+    import kernels
+    from manifolds import Sphere
+    from manifold_rl.metrics import state_mmd2
+
+    S = Sphere(2)
+    g = torch.Generator().manual_seed(0)
+    mu = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    m = mu.expand(400, 3)
+
+    def wrapped_normal():  # exp at mu of a tangent Gaussian
+        return S.expmap(m, S.proju(m, 0.3 * torch.randn(400, 3, dtype=torch.float64, generator=g)))
+
+    a, b = wrapped_normal(), wrapped_normal()
+    far = -b
+    same, diff = state_mmd2(S, a, b), state_mmd2(S, far, b)
+    assert abs(same) < 0.01 < diff
+    # the value is kernels.mmd2 with the median-heuristic bandwidth
+    d = kernels.pairwise_distances(S, b)
+    iu = torch.triu_indices(400, 400, 1)
+    h = float(d[iu[0], iu[1]].median())
+    assert state_mmd2(S, far, b) == pytest.approx(float(kernels.mmd2(S, far, b, h)), rel=1e-12)
+    assert state_mmd2(S, far, b, bandwidth=0.5) == pytest.approx(float(kernels.mmd2(S, far, b, 0.5)), rel=1e-12)
+
+
+def test_state_mmd2_errors():
+    from manifolds import Euclidean
+    from manifold_rl.metrics import state_mmd2
+
+    E = Euclidean(2)
+    with pytest.raises(ValueError, match="median heuristic"):
+        state_mmd2(E, torch.randn(5, 2), torch.zeros(5, 2))
+    with pytest.raises(ValueError, match="at least 2"):
+        state_mmd2(E, torch.randn(1, 2), torch.randn(5, 2))
+    with pytest.raises(ValueError, match="non-finite"):
+        state_mmd2(E, torch.full((3, 2), float("nan")), torch.randn(5, 2))
