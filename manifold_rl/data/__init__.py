@@ -1,10 +1,11 @@
 """Datasets for manifold-rl: LASA handwriting demonstrations in R² and on S² (as in RFMP); offline
 SPD / Grassmann / graph datasets for Riemannian batch normalization (connectomes, EMG, karate club,
-UEA sets bundled by aeon).
+UEA sets bundled by aeon); earth-science event locations on S² (:mod:`manifold_rl.data.earth`).
 
 See :mod:`manifold_rl.data.lasa` and :mod:`manifold_rl.data.spd_datasets`.
 """
 
+from .earth import EARTH_DATASETS, earth_split, load_earth
 from .lasa import (
     LASA_SHAPES,
     EuclideanEmbedding,
@@ -28,6 +29,9 @@ from .spd_datasets import (
 )
 
 __all__ = [
+    "EARTH_DATASETS",
+    "load_earth",
+    "earth_split",
     "LASA_SHAPES",
     "LasaShape",
     "lasa_data_dir",
