@@ -50,3 +50,15 @@ print("ok")
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_readme_kernels_example_runs():
+    text = (ROOT / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "import kernels" in b]
+    assert blocks, "README has no kernels example"
+    env = {**__import__("os").environ, "MANIFOLD_RL_KERNEL_BACKEND": "auto"}
+    r = subprocess.run([sys.executable, "-c", blocks[0]], capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout
+    assert "nan" not in out.lower()
+    assert "torch.Size([2000]) torch.Size([10, 5]) torch.Size([1500])" in out
