@@ -58,6 +58,7 @@ class TorchOps:
     sqrt = staticmethod(safe_sqrt)
     asin = staticmethod(torch.asin)
     asinh = staticmethod(torch.asinh)
+    atan2 = staticmethod(torch.atan2)
     sin = staticmethod(torch.sin)
     exp = staticmethod(torch.exp)
     log = staticmethod(torch.log)
@@ -121,6 +122,10 @@ class KeOpsOps:
         """``asinh`` (KeOps has none): series below 0.05, ``log(u + √(u² + 1))`` above; ``u ≥ 0``."""
         u2 = u * u
         return (u - _ASINH_SERIES).ifelse((u + (u2 + 1).sqrt()).log(), _asinh_series(u, u2))
+
+    @staticmethod
+    def atan2(y, x):
+        return y.atan2(x)
 
     @staticmethod
     def sin(x):

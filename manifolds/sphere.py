@@ -100,12 +100,14 @@ class Sphere(Manifold):
     has_kernel_formula = True
 
     def kernel_dist(self, a, b, ops):
-        """Chord form ``2 asin(|a − b| / 2)`` of the great-circle distance (see :meth:`Manifold.kernel_dist`).
+        """Chord form ``2 atan2(|a − b|, |a + b|)`` of the great-circle distance (see :meth:`Manifold.kernel_dist`).
 
         Float32-safe near coincident points, unlike ``acos⟨a, b⟩`` whose gradient is 20×
-        too large there in float32 (refs/kernels.md §2.3); zero gradient at ``a == b``.
+        too large there in float32 (refs/kernels.md §2.3), and near antipodes, unlike
+        ``2 asin(|a − b| / 2)`` (error ~√eps, infinite gradient at ``a == −b``); zero
+        gradient at ``a == b`` and at ``a == −b``.
         """
-        return 2 * ops.asin(ops.clamp(0.5 * ops.sqrt(ops.sqdist(a, b)), 0.0, 1.0))
+        return 2 * ops.atan2(ops.sqrt(ops.sqdist(a, b)), ops.sqrt(ops.sqnorm(a + b)))
 
     # ------------------------------------------------------------------ exp / log
     def expmap(self, x, u):
