@@ -1,0 +1,631 @@
+"""RMP algebra, task maps and the RMP tree / DAG (RMPflow).
+
+A Riemannian Motion Policy (RMP) on a task space with coordinates ``x ∈ ℝᵐ`` is a pair
+
+* canonical form ``(a, M)``: desired acceleration ``a(x, ẋ)`` and PSD inertia ``M(x, ẋ)``;
+* natural form ``[f, M]`` with the "force" ``f = M a``.
+
+RMPflow (Cheng et al., "RMPflow: A Computational Graph for Automatic Motion Policy Generation",
+WAFR 2018, arXiv:1811.07049, Sec. III / Eq. (4)–(6)) organises RMPs in a tree whose edges are smooth
+task maps ``ψ``:
+
+* **pushforward** (root → leaves): ``x_i = ψ_i(q)``, ``ẋ_i = J_i q̇``;
+* **pullback** (leaves → root): ``f = Σ_i J_iᵀ (f_i − M_i J̇_i q̇)``, ``M = Σ_i J_iᵀ M_i J_i``;
+* **resolve** (root): ``q̈ = M⁺ f``.
+
+Everything here is batched over a leading dimension ``B`` (``q: (B, n)``), differentiable end to end,
+works in float32 and float64 and follows the device of its inputs.
+
+A node may be shared by many children: a wide node holding the forward kinematics of all control
+points (``(B, 3K)``) is evaluated once and each child reads its part through a :class:`SliceMap`
+(the DAG of RMP2, Li et al. 2021, realised as a tree over a shared node).
+
+Example::
+
+    root = RMPRoot(2)
+    goal = root.add_child(AffineMap(torch.eye(2), -g), name="goal")
+    goal.add_leaf(my_leaf)               # my_leaf(x, xd) -> (f, M)
+    flow = RMPFlow(root)
+    qdd = flow(q, qd)                    # (B, 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "TaskMapOutput",
+    "TaskMap",
+    "IdentityMap",
+    "SliceMap",
+    "AffineMap",
+    "FunctionMap",
+    "ComposedMap",
+    "Leaf",
+    "RMPNode",
+    "RMPRoot",
+    "RMPFlow",
+    "FlowState",
+    "natural_to_canonical",
+    "canonical_to_natural",
+    "check_state",
+]
+
+JACOBIAN_MODES = ("analytic", "forward", "fd")
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+def check_state(x: Tensor, xd: Tensor, dim: Optional[int], what: str = "state") -> None:
+    """Raise ``ValueError`` unless ``x, xd`` are floating tensors of equal shape ``(B, dim)``."""
+    if not isinstance(x, Tensor) or not isinstance(xd, Tensor):
+        raise ValueError(f"{what}: expected tensors, got {type(x).__name__} and {type(xd).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"{what}: expected a position of shape (B, {dim if dim else 'm'}), got {tuple(x.shape)}")
+    if x.shape != xd.shape:
+        raise ValueError(f"{what}: position {tuple(x.shape)} and velocity {tuple(xd.shape)} shapes differ")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{what}: expected last dimension {dim}, got {x.shape[1]}")
+    if not x.is_floating_point() or not xd.is_floating_point():
+        raise ValueError(f"{what}: expected floating-point tensors, got {x.dtype} and {xd.dtype}")
+
+
+def canonical_to_natural(a: Tensor, M: Tensor) -> Tuple[Tensor, Tensor]:
+    """``(a, M) → [f, M]`` with ``f = M a``. ``a: (B, m)``, ``M: (B, m, m)``."""
+    return torch.einsum("bij,bj->bi", M, a), M
+
+
+def natural_to_canonical(f: Tensor, M: Tensor, reg: float = 0.0, rcond: Optional[float] = None) -> Tuple[Tensor, Tensor]:
+    """``[f, M] → (a, M)`` with ``a = M⁺ f``.
+
+    ``reg > 0``: ``a = (M + reg·I)⁻¹ f`` (Tikhonov); otherwise the Moore–Penrose pseudo-inverse
+    ``torch.linalg.pinv(M, rtol=rcond)`` (default ``rtol`` = ``m · eps(dtype)``).
+    """
+    if reg > 0:
+        eye = torch.eye(M.shape[-1], dtype=M.dtype, device=M.device)
+        a = torch.linalg.solve(M + reg * eye, f.unsqueeze(-1)).squeeze(-1)
+    else:
+        a = torch.einsum("bij,bj->bi", torch.linalg.pinv(M, rtol=rcond), f)
+    return a, M
+
+
+def _fd_steps(dtype: torch.dtype) -> Tuple[float, float]:
+    """Central-difference steps: ``eps^(1/3)`` for first and ``eps^(1/4)`` for second derivatives."""
+    eps = torch.finfo(dtype).eps
+    return eps ** (1.0 / 3.0), eps ** (1.0 / 4.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# task maps
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TaskMapOutput:
+    """Result of a task map at ``(q, q̇)``.
+
+    Attributes:
+        x: ``(B, m)`` ψ(q).
+        xd: ``(B, m)`` J q̇.
+        J: ``(B, m, n)`` ∂ψ/∂q.
+        Jdot_qd: ``(B, m)`` J̇ q̇ = d²/dt² ψ(q + t q̇)|₀ (the curvature of the map along q̇).
+    """
+
+    x: Tensor
+    xd: Tensor
+    J: Tensor
+    Jdot_qd: Tensor
+
+
+class TaskMap(nn.Module):
+    """A smooth map ``ψ: ℝⁿ → ℝᵐ`` with its Jacobian ``J`` and curvature term ``J̇ q̇``.
+
+    Subclasses implement :meth:`psi` and optionally :meth:`jacobian` / :meth:`jdot_qd`.
+    ``jacobian_mode`` selects how ``J`` is obtained when :meth:`forward` runs:
+
+    * ``"analytic"``: the subclass's :meth:`jacobian` (default when the subclass overrides it);
+    * ``"forward"``: forward-mode autodiff (``torch.func.jvp`` with ``n`` stacked basis tangents,
+      one call of ``ψ`` on a ``(n·B, n)`` batch), exact;
+    * ``"fd"``: central finite differences with step ``h = eps^(1/3)`` (float64 ≈ 6e-6, float32 ≈
+      4.9e-3; error O(h²)), all ``2n`` shifted points evaluated in one call of ``ψ``.
+
+    ``J̇ q̇`` (unless :meth:`jdot_qd` is overridden, in which case that is used in every mode):
+
+    * ``"forward"``: nested forward mode (``d/dt`` of ``J(q + t q̇) q̇``), exact;
+    * ``"fd"``: second central difference of ``ψ`` along ``u = q̇/‖q̇‖`` with step ``eps^(1/4)``
+      (float64 ≈ 1.2e-4), scaled by ``‖q̇‖²`` (2 extra rows in the same ``ψ`` call);
+    * ``"analytic"`` without an analytic ``jdot_qd``: central difference of the analytic ``J`` along
+      ``u`` with step ``eps^(1/3)``: ``(J(q+hu) − J(q−hu)) q̇ ‖q̇‖ / 2h``.
+
+    Reverse-mode Jacobians are never used (slow for many output rows, ref sheet §3.7).
+
+    Args:
+        in_dim: n. out_dim: m. jacobian_mode: see above (``None`` → ``"analytic"`` if the subclass
+        overrides :meth:`jacobian`, else ``"forward"``).
+
+    Raises:
+        ValueError: unknown mode, non-positive dimensions, ``"analytic"`` without a :meth:`jacobian`.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, jacobian_mode: Optional[str] = None):
+        super().__init__()
+        if int(in_dim) <= 0 or int(out_dim) <= 0:
+            raise ValueError(f"TaskMap dimensions must be positive, got in_dim={in_dim}, out_dim={out_dim}")
+        self.in_dim = int(in_dim)
+        self.out_dim = int(out_dim)
+        has_analytic = type(self).jacobian is not TaskMap.jacobian
+        if jacobian_mode is None:
+            jacobian_mode = "analytic" if has_analytic else "forward"
+        if jacobian_mode not in JACOBIAN_MODES:
+            raise ValueError(f"jacobian_mode must be one of {JACOBIAN_MODES}, got {jacobian_mode!r}")
+        if jacobian_mode == "analytic" and not has_analytic:
+            raise ValueError(f"{type(self).__name__} has no analytic jacobian; use jacobian_mode 'forward' or 'fd'")
+        self.jacobian_mode = jacobian_mode
+        self._has_analytic_jdot = type(self).jdot_qd is not TaskMap.jdot_qd
+
+    # -- to implement ---------------------------------------------------------------------------
+    def psi(self, q: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """``(B, n) → (B, m)``."""
+        raise NotImplementedError
+
+    def jacobian(self, q: Tensor) -> Tensor:  # pragma: no cover - optional
+        """Analytic Jacobian ``(B, m, n)``."""
+        raise NotImplementedError
+
+    def jdot_qd(self, q: Tensor, qd: Tensor) -> Tensor:  # pragma: no cover - optional
+        """Analytic ``J̇ q̇`` ``(B, m)``."""
+        raise NotImplementedError
+
+    # -- generic machinery ----------------------------------------------------------------------
+    def _check(self, q: Tensor, qd: Tensor) -> None:
+        check_state(q, qd, self.in_dim, what=type(self).__name__)
+
+    def forward(self, q: Tensor, qd: Tensor) -> TaskMapOutput:
+        """Evaluate ``ψ, J q̇, J, J̇ q̇`` at ``q, qd: (B, n)``. Raises ``ValueError`` on bad shapes."""
+        self._check(q, qd)
+        return self._evaluate(q, qd, self.jacobian_mode)
+
+    def evaluate(self, q: Tensor, qd: Tensor, mode: str) -> TaskMapOutput:
+        """Like :meth:`forward` with an explicit Jacobian mode (used to cross-check modes)."""
+        if mode not in JACOBIAN_MODES:
+            raise ValueError(f"mode must be one of {JACOBIAN_MODES}, got {mode!r}")
+        self._check(q, qd)
+        return self._evaluate(q, qd, mode)
+
+    def _evaluate(self, q: Tensor, qd: Tensor, mode: str) -> TaskMapOutput:
+        if mode == "analytic":
+            x = self.psi(q)
+            J = self.jacobian(q)
+            jd = self.jdot_qd(q, qd) if self._has_analytic_jdot else self._jdot_fd_from_jacobian(q, qd)
+        elif mode == "forward":
+            x, J = self._jacobian_forward(q)
+            jd = self.jdot_qd(q, qd) if self._has_analytic_jdot else self._jdot_forward(q, qd)
+        else:
+            x, J, jd = self._fd_all(q, qd, need_jdot=not self._has_analytic_jdot)
+            if self._has_analytic_jdot:
+                jd = self.jdot_qd(q, qd)
+        xd = torch.einsum("bmn,bn->bm", J, qd)
+        return TaskMapOutput(x, xd, J, jd)
+
+    def _jacobian_forward(self, q: Tensor) -> Tuple[Tensor, Tensor]:
+        B, n = q.shape
+        eye = torch.eye(n, dtype=q.dtype, device=q.device)
+        qrep = q.repeat(n, 1)
+        tang = eye.repeat_interleave(B, dim=0)
+        y, dy = torch.func.jvp(self.psi, (qrep,), (tang,))
+        x = y[:B]
+        J = dy.reshape(n, B, -1).permute(1, 2, 0)
+        return x, J
+
+    def _jdot_forward(self, q: Tensor, qd: Tensor) -> Tensor:
+        def vel(qq):
+            return torch.func.jvp(self.psi, (qq,), (qd,))[1]
+
+        return torch.func.jvp(vel, (q,), (qd,))[1]
+
+    def _fd_all(self, q: Tensor, qd: Tensor, need_jdot: bool = True):
+        B, n = q.shape
+        h1, h2 = _fd_steps(q.dtype)
+        eye = torch.eye(n, dtype=q.dtype, device=q.device) * h1
+        rows = [q.unsqueeze(0), (q.unsqueeze(0) + eye.unsqueeze(1)), (q.unsqueeze(0) - eye.unsqueeze(1))]
+        if need_jdot:
+            s = qd.norm(dim=-1, keepdim=True)
+            u = qd / s.clamp_min(torch.finfo(q.dtype).tiny)
+            rows += [(q + h2 * u).unsqueeze(0), (q - h2 * u).unsqueeze(0)]
+        Q = torch.cat(rows, 0)  # (k, B, n)
+        Y = self.psi(Q.reshape(-1, n)).reshape(Q.shape[0], B, -1)
+        x = Y[0]
+        J = ((Y[1 : n + 1] - Y[n + 1 : 2 * n + 1]) / (2 * h1)).permute(1, 2, 0)
+        jd = None
+        if need_jdot:
+            jd = (Y[2 * n + 1] - 2 * x + Y[2 * n + 2]) / (h2 * h2) * (s * s)
+        return x, J, jd
+
+    def _jdot_fd_from_jacobian(self, q: Tensor, qd: Tensor) -> Tensor:
+        B = q.shape[0]
+        h1, _ = _fd_steps(q.dtype)
+        s = qd.norm(dim=-1, keepdim=True)
+        u = qd / s.clamp_min(torch.finfo(q.dtype).tiny)
+        Jpm = self.jacobian(torch.cat([q + h1 * u, q - h1 * u], 0))
+        dJ = (Jpm[:B] - Jpm[B:]) / (2 * h1)
+        return torch.einsum("bmn,bn->bm", dJ, qd) * s
+
+    # -- pullback of an RMP through this map ----------------------------------------------------
+    def pullback_rmp(self, out: TaskMapOutput, f: Tensor, M: Tensor) -> Tuple[Tensor, Tensor]:
+        """Pull ``[f, M]`` (``(B, m)``, ``(B, m, m)``) back: ``Jᵀ(f − M J̇q̇)``, ``Jᵀ M J``."""
+        J = out.J
+        fc = f - torch.einsum("bij,bj->bi", M, out.Jdot_qd)
+        fp = torch.einsum("bmn,bm->bn", J, fc)
+        Mp = J.transpose(1, 2) @ M @ J
+        return fp, Mp
+
+
+class IdentityMap(TaskMap):
+    """``ψ(q) = q`` (``J = I``, ``J̇q̇ = 0``)."""
+
+    def __init__(self, dim: int):
+        super().__init__(dim, dim)
+
+    def psi(self, q):
+        return q
+
+    def jacobian(self, q):
+        B, n = q.shape
+        return torch.eye(n, dtype=q.dtype, device=q.device).expand(B, n, n)
+
+    def jdot_qd(self, q, qd):
+        return torch.zeros_like(q)
+
+    def pullback_rmp(self, out, f, M):
+        return f, M
+
+
+class SliceMap(TaskMap):
+    """``ψ(q) = q[:, indices]``: a child reading part of a (wide) parent node.
+
+    Args:
+        in_dim: parent dimension n. indices: sequence of distinct ints in ``[0, n)`` (or a slice).
+    Raises:
+        ValueError: empty, repeated or out-of-range indices.
+    """
+
+    def __init__(self, in_dim: int, indices):
+        if isinstance(indices, slice):
+            indices = list(range(in_dim))[indices]
+        idx = [int(i) for i in indices]
+        if len(idx) == 0:
+            raise ValueError("SliceMap: indices must not be empty")
+        if len(set(idx)) != len(idx):
+            raise ValueError(f"SliceMap: indices must be distinct, got {idx}")
+        if min(idx) < 0 or max(idx) >= in_dim:
+            raise ValueError(f"SliceMap: indices must lie in [0, {in_dim}), got {idx}")
+        super().__init__(in_dim, len(idx))
+        self.register_buffer("index", torch.tensor(idx, dtype=torch.long), persistent=False)
+        contiguous = idx == list(range(idx[0], idx[0] + len(idx)))
+        self._slice = slice(idx[0], idx[0] + len(idx)) if contiguous else None
+
+    def psi(self, q):
+        return q[:, self._slice] if self._slice is not None else q.index_select(1, self.index)
+
+    def jacobian(self, q):
+        B, n = q.shape
+        E = torch.eye(n, dtype=q.dtype, device=q.device)[self.index]
+        return E.expand(B, self.out_dim, n)
+
+    def jdot_qd(self, q, qd):
+        return q.new_zeros(q.shape[0], self.out_dim)
+
+    def pullback_rmp(self, out, f, M):
+        B = f.shape[0]
+        n = self.in_dim
+        fp = f.new_zeros(B, n)
+        Mp = M.new_zeros(B, n, n)
+        if self._slice is not None:
+            s = self._slice
+            fp[:, s] = f
+            Mp[:, s, s] = M
+        else:
+            idx = self.index
+            fp = fp.index_copy(1, idx, f)
+            Mp[:, idx.unsqueeze(1), idx.unsqueeze(0)] = M
+        return fp, Mp
+
+
+class AffineMap(TaskMap):
+    """``ψ(q) = A q + b`` with ``A: (m, n)``, ``b: (m,)`` (buffers; ``J = A``, ``J̇q̇ = 0``).
+
+    Raises:
+        ValueError: ``A`` not 2-D or ``b`` of the wrong length.
+    """
+
+    def __init__(self, A: Tensor, b: Optional[Tensor] = None):
+        A = torch.as_tensor(A)
+        if A.dim() != 2:
+            raise ValueError(f"AffineMap: A must be (m, n), got shape {tuple(A.shape)}")
+        m, n = A.shape
+        if b is None:
+            b = torch.zeros(m, dtype=A.dtype)
+        b = torch.as_tensor(b, dtype=A.dtype)
+        if b.shape != (m,):
+            raise ValueError(f"AffineMap: b must have shape ({m},), got {tuple(b.shape)}")
+        super().__init__(n, m)
+        self.register_buffer("A", A)
+        self.register_buffer("b", b)
+
+    def psi(self, q):
+        return q @ self.A.to(q.dtype).T + self.b.to(q.dtype)
+
+    def jacobian(self, q):
+        return self.A.to(q.dtype).expand(q.shape[0], self.out_dim, self.in_dim)
+
+    def jdot_qd(self, q, qd):
+        return q.new_zeros(q.shape[0], self.out_dim)
+
+
+class FunctionMap(TaskMap):
+    """A task map from a batched callable ``fn: (B, n) → (B, m)``.
+
+    Args:
+        fn: the map ψ (must be built from torch ops for ``"forward"`` mode).
+        in_dim, out_dim: n, m.
+        jacobian_mode: ``"forward"`` (default), ``"fd"``, or ``"analytic"`` (needs ``jacobian_fn``).
+        jacobian_fn: optional ``(B, n) → (B, m, n)``. jdot_fn: optional ``(q, qd) → (B, m)``.
+    """
+
+    def __init__(self, fn: Callable[[Tensor], Tensor], in_dim: int, out_dim: int,
+                 jacobian_mode: Optional[str] = None,
+                 jacobian_fn: Optional[Callable[[Tensor], Tensor]] = None,
+                 jdot_fn: Optional[Callable[[Tensor, Tensor], Tensor]] = None):
+        if jacobian_mode is None:
+            jacobian_mode = "analytic" if jacobian_fn is not None else "forward"
+        if jacobian_mode == "analytic" and jacobian_fn is None:
+            raise ValueError("FunctionMap: jacobian_mode='analytic' needs jacobian_fn")
+        super().__init__(in_dim, out_dim, jacobian_mode=jacobian_mode)
+        self._fn, self._jfn, self._jdfn = fn, jacobian_fn, jdot_fn
+        self._has_analytic_jdot = jdot_fn is not None
+
+    def psi(self, q):
+        return self._fn(q)
+
+    def jacobian(self, q):
+        if self._jfn is None:
+            raise NotImplementedError
+        return self._jfn(q)
+
+    def jdot_qd(self, q, qd):
+        return self._jdfn(q, qd)
+
+
+class ComposedMap(TaskMap):
+    """``ψ = ψ₂ ∘ ψ₁``: ``J = J₂ J₁``, ``J̇q̇ = J₂ (J̇₁ q̇) + J̇₂ ẏ`` with ``ẏ = J₁ q̇``.
+
+    Raises:
+        ValueError: ``first.out_dim != second.in_dim``.
+    """
+
+    def __init__(self, first: TaskMap, second: TaskMap):
+        if first.out_dim != second.in_dim:
+            raise ValueError(f"ComposedMap: first.out_dim={first.out_dim} != second.in_dim={second.in_dim}")
+        super().__init__(first.in_dim, second.out_dim, jacobian_mode="forward")
+        self.first, self.second = first, second
+        self.jacobian_mode = "analytic"
+
+    def psi(self, q):
+        return self.second.psi(self.first.psi(q))
+
+    def _evaluate(self, q, qd, mode):
+        if mode == "analytic":
+            o1 = self.first._evaluate(q, qd, self.first.jacobian_mode)
+            o2 = self.second._evaluate(o1.x, o1.xd, self.second.jacobian_mode)
+            J = o2.J @ o1.J
+            jd = torch.einsum("bij,bj->bi", o2.J, o1.Jdot_qd) + o2.Jdot_qd
+            return TaskMapOutput(o2.x, o2.xd, J, jd)
+        return super()._evaluate(q, qd, mode)
+
+
+# ----------------------------------------------------------------------------------------------
+# leaves and nodes
+# ----------------------------------------------------------------------------------------------
+class Leaf(nn.Module):
+    """Base class of leaf RMPs: ``forward(x, xd) → (f, M)`` in natural form.
+
+    Subclasses override exactly one of :meth:`natural` (``[f, M]``) or :meth:`canonical`
+    (``(a, M)``); the other is derived (``f = M a``; ``a = M⁺ f``).
+
+    Attributes:
+        dim: task-space dimension m this leaf expects (``None``: any).
+    """
+
+    dim: Optional[int] = None
+
+    def natural(self, x: Tensor, xd: Tensor) -> Tuple[Tensor, Tensor]:
+        """``[f, M]``: ``f: (B, m)``, ``M: (B, m, m)``."""
+        if type(self).canonical is Leaf.canonical:
+            raise NotImplementedError(f"{type(self).__name__} implements neither natural nor canonical")
+        a, M = self.canonical(x, xd)
+        return canonical_to_natural(a, M)
+
+    def canonical(self, x: Tensor, xd: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(a, M)``: ``a: (B, m)``, ``M: (B, m, m)``."""
+        if type(self).natural is Leaf.natural:
+            raise NotImplementedError(f"{type(self).__name__} implements neither natural nor canonical")
+        f, M = self.natural(x, xd)
+        return natural_to_canonical(f, M)
+
+    def forward(self, x: Tensor, xd: Tensor) -> Tuple[Tensor, Tensor]:
+        return self.natural(x, xd)
+
+
+class RMPNode(nn.Module):
+    """A node of the RMP tree: a task space reached from its parent by ``task_map``.
+
+    Children (``add_child``) and leaves (``add_leaf``) attached here read this node's state.
+    """
+
+    def __init__(self, dim: int, task_map: Optional[TaskMap] = None, name: str = "node",
+                 parent: Optional["RMPNode"] = None):
+        super().__init__()
+        self.dim = int(dim)
+        self.task_map = task_map
+        self.name = name
+        self.children_nodes = nn.ModuleList()
+        self.leaves = nn.ModuleList()
+        # plain attribute (not a submodule) to avoid cycles in the module graph
+        object.__setattr__(self, "_parent", parent)
+
+    @property
+    def parent(self) -> Optional["RMPNode"]:
+        return self._parent
+
+    def add_child(self, task_map: TaskMap, name: Optional[str] = None) -> "RMPNode":
+        """Attach a child node reached through ``task_map`` (``task_map.in_dim`` must equal ``self.dim``)."""
+        if not isinstance(task_map, TaskMap):
+            raise ValueError(f"add_child: expected a TaskMap, got {type(task_map).__name__}")
+        if task_map.in_dim != self.dim:
+            raise ValueError(f"add_child: task map input dimension {task_map.in_dim} != node dimension {self.dim} ({self.name})")
+        child = RMPNode(task_map.out_dim, task_map, name or f"{self.name}/{len(self.children_nodes)}", parent=self)
+        self.children_nodes.append(child)
+        return child
+
+    def add_leaf(self, leaf: nn.Module) -> nn.Module:
+        """Attach a leaf RMP (``leaf(x, xd) → (f, M)``); its ``dim`` (if set) must equal this node's."""
+        d = getattr(leaf, "dim", None)
+        if d is not None and int(d) != self.dim:
+            raise ValueError(f"add_leaf: leaf {type(leaf).__name__} has dim {d}, node {self.name} has dim {self.dim}")
+        self.leaves.append(leaf)
+        return leaf
+
+    def nodes(self) -> List["RMPNode"]:
+        """This node and all descendants, parents before children (pre-order)."""
+        out = [self]
+        for c in self.children_nodes:
+            out.extend(c.nodes())
+        return out
+
+
+class RMPRoot(RMPNode):
+    """The configuration-space root of an RMP tree (``q ∈ ℝⁿ``)."""
+
+    def __init__(self, dim: int, name: str = "root"):
+        if int(dim) <= 0:
+            raise ValueError(f"RMPRoot: dimension must be positive, got {dim}")
+        super().__init__(dim, None, name, None)
+
+
+@dataclass
+class FlowState:
+    """Pushforward result: ``nodes`` in pre-order and their ``outputs`` (``None`` for the root, whose
+    state is ``(q, qd)``); ``states[i] = (x_i, ẋ_i)`` for every node."""
+
+    nodes: List[RMPNode]
+    outputs: List[Optional[TaskMapOutput]]
+    states: List[Tuple[Tensor, Tensor]]
+    parent_index: List[int]
+
+
+RESOLVE_METHODS = ("damped", "pinv", "solve")
+
+
+class RMPFlow(nn.Module):
+    """Pushforward, pullback and resolve over an RMP tree (Cheng et al. 2018, Sec. III).
+
+    Resolve (``q̈ = M⁺ f``, ``M`` PSD and in general non-symmetric once curvature terms ``Ξ_G`` enter):
+
+    * ``"damped"`` (default; RMP2's numerics, ``rmp2/rmpgraph/rmpgraph.py``): with
+      ``s = max(scale_frac · max|M|, 1)``, ``q̈ = (M/s + reg·I)⁻¹ (f/s) = (M + s·reg·I)⁻¹ f``
+      (``reg = 1e-3``, ``scale_frac = 0.01`` as in RMP2). Biased by at most ``s·reg`` relative to the
+      exact solve, always finite, differentiable.
+    * ``"solve"``: ``q̈ = (M + reg·I)⁻¹ f`` with absolute ``reg`` (``reg = 0`` gives the exact inverse
+      for non-singular ``M``).
+    * ``"pinv"``: ``q̈ = pinv(M, rtol=rcond) f`` (Moore–Penrose; ``rcond=None`` → ``n·eps``).
+
+    Args:
+        root: the :class:`RMPRoot`. method, reg, scale_frac, rcond: see above.
+    """
+
+    def __init__(self, root: RMPRoot, method: str = "damped", reg: float = 1e-3, scale_frac: float = 0.01,
+                 rcond: Optional[float] = None):
+        super().__init__()
+        if not isinstance(root, RMPNode) or root.task_map is not None:
+            raise ValueError("RMPFlow: expected an RMPRoot")
+        if method not in RESOLVE_METHODS:
+            raise ValueError(f"RMPFlow: method must be one of {RESOLVE_METHODS}, got {method!r}")
+        if reg < 0 or scale_frac < 0:
+            raise ValueError(f"RMPFlow: reg and scale_frac must be >= 0, got {reg}, {scale_frac}")
+        self.root = root
+        self.method, self.reg, self.scale_frac, self.rcond = method, float(reg), float(scale_frac), rcond
+        self._order: Optional[Tuple[List[RMPNode], List[int]]] = None
+
+    def _topology(self):
+        nodes = self.root.nodes()
+        if self._order is None or len(self._order[0]) != len(nodes) or any(a is not b for a, b in zip(self._order[0], nodes)):
+            pos = {id(nd): i for i, nd in enumerate(nodes)}
+            parents = [-1] + [pos[id(nd.parent)] for nd in nodes[1:]]
+            self._order = (nodes, parents)
+        return self._order
+
+    def pushforward(self, q: Tensor, qd: Tensor) -> FlowState:
+        """States of all nodes: ``x = ψ(x_parent)``, ``ẋ = J ẋ_parent``. ``q, qd: (B, n)``."""
+        check_state(q, qd, self.root.dim, what="RMPFlow input (q, qd)")
+        nodes, parents = self._topology()
+        outs: List[Optional[TaskMapOutput]] = [None]
+        states = [(q, qd)]
+        for nd, p in zip(nodes[1:], parents[1:]):
+            xp, xdp = states[p]
+            o = nd.task_map._evaluate(xp, xdp, nd.task_map.jacobian_mode)
+            outs.append(o)
+            states.append((o.x, o.xd))
+        return FlowState(nodes, outs, states, parents)
+
+    def pullback(self, state: FlowState) -> Tuple[Tensor, Tensor]:
+        """Root RMP ``[f, M]`` (``(B, n)``, ``(B, n, n)``) from all leaves (children before parents)."""
+        nodes, outs, states, parents = state.nodes, state.outputs, state.states, state.parent_index
+        acc: List[Optional[Tuple[Tensor, Tensor]]] = [None] * len(nodes)
+        for i in range(len(nodes) - 1, -1, -1):
+            nd = nodes[i]
+            x, xd = states[i]
+            cur = acc[i]
+            for leaf in nd.leaves:
+                f, M = leaf(x, xd)
+                cur = (f, M) if cur is None else (cur[0] + f, cur[1] + M)
+            if i == 0:
+                acc[0] = cur
+                break
+            if cur is None:
+                continue
+            fp, Mp = nd.task_map.pullback_rmp(outs[i], cur[0], cur[1])
+            p = parents[i]
+            acc[p] = (fp, Mp) if acc[p] is None else (acc[p][0] + fp, acc[p][1] + Mp)
+        if acc[0] is None:
+            q = states[0][0]
+            n = q.shape[1]
+            return q.new_zeros(q.shape), q.new_zeros(q.shape[0], n, n)
+        return acc[0]
+
+    def resolve(self, f: Tensor, M: Tensor) -> Tensor:
+        """``q̈ = M⁺ f`` with the configured regularisation. ``f: (B, n)``, ``M: (B, n, n)`` → ``(B, n)``."""
+        n = M.shape[-1]
+        if self.method == "pinv":
+            return torch.einsum("bij,bj->bi", torch.linalg.pinv(M, rtol=self.rcond), f)
+        eye = torch.eye(n, dtype=M.dtype, device=M.device)
+        if self.method == "damped":
+            s = (self.scale_frac * M.detach().abs().amax(dim=(-2, -1))).clamp_min(1.0)
+            lam = (s * self.reg).reshape(-1, 1, 1)
+        else:
+            lam = self.reg
+        return torch.linalg.solve(M + lam * eye, f.unsqueeze(-1)).squeeze(-1)
+
+    def forward(self, q: Tensor, qd: Tensor) -> Tensor:
+        """``q̈ = resolve(pullback(pushforward(q, qd)))`` for ``q, qd: (B, n)``."""
+        f, M = self.pullback(self.pushforward(q, qd))
+        return self.resolve(f, M)
+
+    def leaf_states(self, state: FlowState):
+        """Iterate ``(leaf, node_index, x, ẋ)`` over all leaves of a pushforward state."""
+        for i, nd in enumerate(state.nodes):
+            x, xd = state.states[i]
+            for leaf in nd.leaves:
+                yield leaf, i, x, xd
