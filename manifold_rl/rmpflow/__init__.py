@@ -21,6 +21,35 @@ from .core import (
     check_state,
     natural_to_canonical,
 )
+from .gds import GDSLeaf, LyapunovOutput, curvature_terms, lyapunov, pullback_metrics
+from .leaves import (
+    AxisTargetParams,
+    AxisTargetRMP,
+    CollisionAvoidance,
+    CollisionAvoidanceParams,
+    CollisionParams,
+    CollisionRMP,
+    CSpaceTargetParams,
+    CSpaceTargetRMP,
+    Damper,
+    DamperParams,
+    DampingParams,
+    DampingRMP,
+    GoalAttractor,
+    GoalAttractorParams,
+    JointLimitBarrier,
+    JointLimitBarrierParams,
+    JointLimitParams,
+    JointLimitRMP,
+    JointVelocityCapParams,
+    JointVelocityCapRMP,
+    LearnedLeaf,
+    OrientationTargetRMP,
+    SphereDistanceMap,
+    TargetParams,
+    TargetRMP,
+    joint_limit_map,
+)
 
 __all__ = [
     "AffineMap",
@@ -38,4 +67,10 @@ __all__ = [
     "canonical_to_natural",
     "check_state",
     "natural_to_canonical",
+    "GDSLeaf", "LyapunovOutput", "curvature_terms", "lyapunov", "pullback_metrics",
+    "AxisTargetParams", "AxisTargetRMP", "CollisionAvoidance", "CollisionAvoidanceParams", "CollisionParams",
+    "CollisionRMP", "CSpaceTargetParams", "CSpaceTargetRMP", "Damper", "DamperParams", "DampingParams",
+    "DampingRMP", "GoalAttractor", "GoalAttractorParams", "JointLimitBarrier", "JointLimitBarrierParams",
+    "JointLimitParams", "JointLimitRMP", "JointVelocityCapParams", "JointVelocityCapRMP", "LearnedLeaf",
+    "OrientationTargetRMP", "SphereDistanceMap", "TargetParams", "TargetRMP", "joint_limit_map",
 ]
