@@ -122,7 +122,8 @@ def test_guarantee_fails_outside_the_bw_injectivity_domain():
     bn = _configured(gen, n, ch, theta)
     x = _batch(gen, 16, ch, n, spread=0.5)
     assert _domain_margin(bn, x) < 0
-    ys = bn(x).movedim(0, 1)
+    with pytest.warns(RuntimeWarning, match="left the domain"):
+        ys = bn(x).movedim(0, 1)
     mean_err = float((frechet_mean(_gbw(bn), ys, tol=1e-14, max_iter=3000) - bn.bias.detach()).abs().max().detach())
     assert mean_err > 1e-4
 
@@ -154,7 +155,7 @@ def test_identity_metric_theta_one_is_bures_wasserstein():
         bn.bias.copy_(_spd(gen, 3, 3))
         bn.shift.fill_(S)
     x = _batch(gen, 10, (), 3)
-    y = bn(x)
+    y = bn(x).detach()
     bw = SPD(3, "bwm")
     m = frechet_mean(bw, y, tol=1e-14, max_iter=3000)
     assert float((m - bn.bias.detach()).abs().max()) < 1e-8
@@ -248,7 +249,7 @@ def test_float32_matches_float64():
     bn32.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in bn64.state_dict().items()})
     y64, y32 = bn64(x), bn32(x.float())
     assert y32.dtype == torch.float32
-    assert float((y32.double() - y64).abs().max() / y64.abs().max()) < 1e-4
+    assert float(((y32.double() - y64).abs().max() / y64.abs().max()).detach()) < 1e-4
 
 
 @pytest.mark.parametrize("learn_metric", [True, False])
@@ -282,3 +283,46 @@ def test_errors():
         GBWBN(3, theta=0.0)
     with pytest.raises(ValueError):
         GBWBN(3)(torch.eye(4).expand(2, 4, 4))
+
+
+# ---------------------------------------------------------------------------- domain of the centering
+def _wide_batch(gen, n_samples, n):
+    """SPD batch with eigenvalues spread over e^-1.5 .. e^3.5 (the EMG covariances span 0.3 .. 551)."""
+    q = torch.linalg.qr(torch.randn(n_samples, n, n, dtype=DT, generator=gen))[0]
+    lam = torch.exp(torch.empty(n_samples, n, dtype=DT).uniform_(-1.5, 3.5, generator=gen))
+    return sym((q * lam.unsqueeze(-2)) @ q.mT)
+
+
+def test_out_of_domain_centering_is_reported_and_warned():
+    """θ = 1 on a widely spread batch: the centering leaves the BW domain; the layer says so (once) and the mean is off."""
+    gen = torch.Generator().manual_seed(11)
+    x = _wide_batch(gen, 32, 4)
+    bn = GBWBN(4, eps=0.0, dtype=DT)
+    assert bn.out_of_domain_fraction is None
+    with pytest.warns(RuntimeWarning, match="left the domain"):
+        y = bn(x).detach()
+    assert bn.out_of_domain_fraction > 0
+    m = frechet_mean(SPD(4, "bwm"), y, tol=1e-14, max_iter=3000)
+    assert float((m - torch.eye(4, dtype=DT)).abs().max()) > 1e-3  # the guarantee fails there
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bn(x)  # warned once per module
+
+
+def test_in_domain_centering_no_warning():
+    """The same batch with θ = 0.5 stays in the domain (fraction 0, no warning) and the guarantee holds."""
+    gen = torch.Generator().manual_seed(11)
+    x = _wide_batch(gen, 32, 4)
+    bn = GBWBN(4, theta=0.5, eps=0.0, dtype=DT)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = bn(x).detach()
+    assert bn.out_of_domain_fraction == 0.0
+    G = _gbw(bn)
+    m = frechet_mean(G, y, tol=1e-14, max_iter=3000)
+    assert float((m - torch.eye(4, dtype=DT)).abs().max()) < 1e-8
+    torch.testing.assert_close(frechet_variance(G, y, mean=m), torch.tensor(1.0, dtype=DT), rtol=0, atol=1e-8)

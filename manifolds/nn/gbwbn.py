@@ -32,7 +32,13 @@ biasing keep this, so the output has (θ, M)-GBW Fréchet mean ``B`` and Fréche
 *Domain*: BW is incomplete, and ``Log_P(Exp_P V) = V`` needs ``I + L_P[V] ≻ 0`` (the BW
 exponential leaves its injectivity domain otherwise); e.g. scaling by ``t > 1`` can push
 ``(1 − t) I + t X̄^{½}`` out of the positive cone for a widely spread batch. Inside the domain the
-guarantee is exact; outside it is a property of the BW geometry, not of this code.
+guarantee is exact; outside it is a property of the BW geometry, not of this code. The centering
+itself leaves the domain when the batch is spread widely relative to the scale of its mean: in
+the SPDNet benchmark on the geomstats EMG covariances (eigenvalues 0.3–551) with θ = 1, 28 of 32
+points of a batch were folded at initialisation and the output mean missed ``B`` by 0.75
+(Frobenius); with θ = 0.5 (BW on ``P^{½}``, the reference code's HDM05 setting) none were, and the
+mean was exact to 1e-14 (benchmarks/README.md, batch normalization). The layer records the
+folded share (:attr:`GBWBN.out_of_domain_fraction`) and warns once in training.
 
 **Variance.** ``variance="frechet"`` (default, correct): ``v = mean_i d²(X̄_i, I)/θ²``, the
 Fréchet variance of the batch around its mean. ``variance="paper"``: ``v = mean_i
@@ -50,6 +56,7 @@ produced it (use :meth:`refit` after training to recompute the statistics with t
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional, Sequence, Union
 
 import geoopt
@@ -178,6 +185,9 @@ class GBWGeometry(BNGeometry):
         self.manifold = SPD(n, metric)
         self.codomain = SPD(n, "bwm")
         self._bias_manifold = SPD(n, "aim")
+        #: share of the points of the last centering (``translate(..., inverse=True)``) outside
+        #: the domain ``I + W/2 ≻ 0`` of the BW exponential at ``I`` (a 0-dim tensor; None before)
+        self.last_out_of_domain: Optional[torch.Tensor] = None
 
     @property
     def bias_manifold(self):
@@ -214,7 +224,11 @@ class GBWGeometry(BNGeometry):
         eye = _eye(x)
         if inverse:
             w = bw_isometric_transport(p, self.codomain.logmap(p, x), to_identity=True)
-            h = eye + 0.5 * w
+            h = sym(eye + 0.5 * w)
+            # Log_I(Exp_I W) = W only while I + W/2 ≻ 0: record the share of the batch outside
+            # (the centering then folds those points and the guarantee fails; module docstring)
+            with torch.no_grad():
+                self.last_out_of_domain = (torch.linalg.cholesky_ex(h.detach()).info > 0).to(x.dtype).mean()
             return sym(h @ h)  # Exp_I(W) = (I + W/2)²
         w = 2.0 * (sym_sqrtm(x) - eye)  # Log_I(X)
         return self.codomain.expmap(p, bw_isometric_transport(p, w, to_identity=False))
@@ -309,6 +323,7 @@ class GBWBN(RiemannianBatchNorm):
             self.register_buffer("M", m)
         self.variance = variance
         self.learn_metric = bool(learn_metric)
+        self._domain_warned = False
 
     def _apply(self, fn, *args, **kwargs):
         # keep the geometry's reference to M in sync if .to() / .cuda() / .double() replace it
@@ -319,6 +334,34 @@ class GBWBN(RiemannianBatchNorm):
             if hasattr(f, "m"):
                 f.m = self.M
         return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """As :meth:`RiemannianBatchNorm.forward`; warns once per module when the centering leaves the BW domain.
+
+        A centered point ``Exp_I(W)`` with ``I + W/2`` not positive definite is folded back
+        into the cone: the output mean / variance guarantee then fails (module docstring,
+        *Domain*). :attr:`out_of_domain_fraction` holds the share for the last batch.
+        """
+        y = super().forward(x)
+        if self.training and not self._domain_warned:
+            frac = self.geometry.last_out_of_domain
+            if frac is not None and float(frac) > 0:
+                self._domain_warned = True
+                warnings.warn(
+                    f"GBWBN: {100 * float(frac):.0f}% of the batch left the domain of the Bures–Wasserstein "
+                    "exponential at I during centering (batch widely spread relative to its mean); the output "
+                    "mean / variance guarantee does not hold for these points. A smaller power deformation "
+                    "(theta=0.5) or rescaled inputs usually avoid it; see out_of_domain_fraction.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return y
+
+    @property
+    def out_of_domain_fraction(self) -> Optional[float]:
+        """Share of the last centered batch outside the BW domain ``I + W/2 ≻ 0`` (None before any forward)."""
+        f = self.geometry.last_out_of_domain
+        return None if f is None else float(f)
 
     def batch_statistics(self, x):
         """Batch mean and variance of co-domain points ``x (B, *channels, n, n)``.

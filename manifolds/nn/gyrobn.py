@@ -101,11 +101,13 @@ class GyroGeometry(BNGeometry):
         elif isinstance(manifold, Grassmann):
             kind = "grassmann"
         elif isinstance(manifold, SPD):
-            if manifold.metric._gyro is None:
+            try:  # public probe: the gyro operations raise NotImplementedError without a gyro-structure
+                manifold.gyro_identity(torch.zeros(manifold.n, manifold.n, dtype=torch.float64))
+            except NotImplementedError:
                 raise ValueError(
                     f"GyroGeometry: {manifold.metric!r} has no gyro-structure; use the affine-invariant, "
                     "log-Euclidean or log-Cholesky metric (or their θ-deformations)"
-                )
+                ) from None
             kind = "spd"
         elif isinstance(manifold, Euclidean):
             raise ValueError("GyroGeometry: for manifolds.Euclidean use EuclideanGeometry (or GyroBN, which does)")
