@@ -132,7 +132,7 @@ def _sphere_log_volume(n: int) -> float:
 
 
 # ---------------------------------------------------------------------- radial kernels
-def _sphere_series(theta, t, n, n_terms):
+def _sphere_series(theta, t, n, n_terms, need_grad=True):
     lam = 0.5 * (n - 1)
     k = torch.arange(n_terms + 1, dtype=theta.dtype, device=theta.device)
     w = torch.exp(-0.5 * k * (k + n - 1) * t[..., None])
@@ -140,10 +140,12 @@ def _sphere_series(theta, t, n, n_terms):
     z = torch.cos(theta).clamp(-1.0, 1.0)
     s = _gegenbauer_sum(z, c, lam)
     s_abs = _gegenbauer_sum(z.abs(), c, lam)  # C_k^λ(|z|) ≥ |C_k^λ(z)|: a rounding-error scale
-    ds = _gegenbauer_sum(z, (2 * lam) * c[..., 1:], lam + 1)  # d/dz C_k^λ = 2λ C_{k-1}^{λ+1}
     tiny = torch.finfo(theta.dtype).tiny
     logp = torch.log(s.clamp_min(tiny)) - _sphere_log_volume(n)
-    dlogp = -torch.sin(theta) * ds / s.clamp_min(tiny)
+    dlogp = None
+    if need_grad:
+        ds = _gegenbauer_sum(z, (2 * lam) * c[..., 1:], lam + 1)  # d/dz C_k^λ = 2λ C_{k-1}^{λ+1}
+        dlogp = -torch.sin(theta) * ds / s.clamp_min(tiny)
     reliable = s > 1e3 * _eps(theta.dtype) * s_abs
     return logp, dlogp, reliable
 
@@ -159,6 +161,14 @@ def _sphere_wkb(theta, t, n):
     )
     dlogp = -th / t + 0.5 * (n - 1) * th * _h(th)
     return logp, dlogp
+
+
+def _sphere_log_p(theta, t, n, t_switch=SPHERE_T_SWITCH):
+    """``log p_t(θ)`` of the ``"auto"`` regime without the derivative (used by the sampler)."""
+    n_terms = _n_terms_for(t_switch, n - 1, theta.dtype)
+    lp_s, _, ok = _sphere_series(theta, t.clamp_min(t_switch), n, n_terms, need_grad=False)
+    lp_w, _ = _sphere_wkb(theta, t, n)
+    return torch.where(ok & (t >= t_switch), lp_s, lp_w)
 
 
 def sphere_radial_log_heat_kernel(
@@ -530,39 +540,46 @@ def _uniform_unit_tangent(manifold: Sphere, x, generator):
     return u / torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
 
 
-def _sphere_exact(sphere: Sphere, x0, t, generator, t_uniform, max_iter, **kw):
-    r"""Rejection sampler of the Sⁿ heat kernel (module doc of :func:`sample_heat_kernel`)."""
+def _sphere_exact(sphere: Sphere, x0, t, generator, t_uniform, max_iter):
+    r"""Rejection sampler of the Sⁿ heat kernel (see :func:`sample_heat_kernel`).
+
+    Each round proposes only for the still-pending points (one host synchronisation per round).
+    """
     n = sphere.dim
     batch = x0.shape[:-1]
-    t = torch.broadcast_to(t, batch)
-    zero = torch.zeros(batch, dtype=x0.dtype, device=x0.device)
-    lp0, _ = sphere_radial_log_heat_kernel(zero, t, n, **kw)
-    out = x0.clone()
-    pending = torch.ones(batch, dtype=torch.bool, device=x0.device)
-    use_unif = t >= t_uniform
-    st = sphere._expand_batch(torch.sqrt(t), x0)
+    t = torch.broadcast_to(t, batch).reshape(-1)
+    x0f = x0.reshape(-1, x0.shape[-1])
+    lp0 = _sphere_log_p(torch.zeros_like(t), t, n)
+    out = x0f.clone()
+    idx = torch.arange(x0f.shape[0], device=x0.device)
     for _ in range(max_iter):
-        # proposal A: uniform on Sⁿ; proposal B: wrapped normal exp_{x0}(v), v ~ N(0, t I_n)
-        y_u = sphere.random(x0.shape, dtype=x0.dtype, device=x0.device, generator=generator)
-        v = st * sphere.proju(x0, torch.randn(x0.shape, dtype=x0.dtype, device=x0.device, generator=generator))
-        r = torch.linalg.vector_norm(v, dim=-1)
-        y_w = sphere.expmap(x0, v)
-        th_u = sphere.dist(x0, y_u)
-        lp_u, _ = sphere_radial_log_heat_kernel(th_u, t, n, **kw)
-        log_acc_u = lp_u - lp0
-        rc = r.clamp(max=math.pi)
-        lp_w, _ = sphere_radial_log_heat_kernel(rc, t, n, **kw)
-        # log r(θ) - log r(0), r(θ) = p_t(θ) e^{θ²/2t} (sin θ/θ)^{n-1}
-        log_acc_w = lp_w - lp0 + rc * rc / (2 * t) - (n - 1) * _log_x_over_sin(rc)
-        log_acc_w = torch.where(r > math.pi, torch.full_like(r, -math.inf), log_acc_w)
-        log_acc = torch.where(use_unif, log_acc_u, log_acc_w)
-        y = torch.where(use_unif[..., None], y_u, y_w)
-        u = torch.rand(batch, dtype=x0.dtype, device=x0.device, generator=generator)
-        acc = pending & (torch.log(u) < log_acc.clamp(max=0.0))
-        out = torch.where(acc[..., None], y, out)
-        pending = pending & ~acc
-        if not bool(pending.any()):
-            return out
+        if idx.numel() == 0:
+            return out.reshape(x0.shape)
+        xp, tp, l0 = x0f[idx], t[idx], lp0[idx]
+        unif = tp >= t_uniform
+        y = torch.empty_like(xp)
+        log_acc = torch.empty_like(tp)
+        iu, iw = unif.nonzero().squeeze(-1), (~unif).nonzero().squeeze(-1)
+        if iu.numel():
+            # proposal A: uniform on Sⁿ, log-acceptance log p_t(θ) - log p_t(0)
+            xa, ta = xp[iu], tp[iu]
+            ya = sphere.random(xa.shape, dtype=xa.dtype, device=xa.device, generator=generator)
+            lpa = _sphere_log_p(sphere.dist(xa, ya), ta, n)
+            y[iu], log_acc[iu] = ya, lpa - l0[iu]
+        if iw.numel():
+            # proposal B: exp_{x0}(v), v ~ N(0, t I_n); log-acceptance log r(θ) - log r(0)
+            xb, tb = xp[iw], tp[iw]
+            g = torch.randn(xb.shape, dtype=xb.dtype, device=xb.device, generator=generator)
+            v = tb.sqrt()[:, None] * sphere.proju(xb, g)
+            r = torch.linalg.vector_norm(v, dim=-1)
+            rc = r.clamp(max=math.pi)
+            lpb = _sphere_log_p(rc, tb, n)
+            la = lpb - l0[iw] + rc * rc / (2 * tb) - (n - 1) * _log_x_over_sin(rc)
+            y[iw], log_acc[iw] = sphere.expmap(xb, v), torch.where(r > math.pi, torch.full_like(r, -math.inf), la)
+        u = torch.rand(tp.shape, dtype=xp.dtype, device=xp.device, generator=generator)
+        acc = torch.log(u) < log_acc.clamp(max=0.0)
+        out[idx[acc]] = y[acc]
+        idx = idx[~acc]
     raise RuntimeError(f"heat-kernel rejection sampler did not finish in {max_iter} rounds")
 
 
