@@ -6,9 +6,18 @@
 * :class:`RiemannianODESolver` — samples by integrating the field on the manifold
   (geodesic Euler / midpoint / RK4, or torchdiffeq with projection).
 
-Works for every manifold of :mod:`manifolds` and their products.
+* :func:`log_likelihood` — exact log-likelihood of a trained flow (change of variables,
+  exact or Hutchinson Riemannian divergence, dopri5 or 1000-step projected Euler);
+  :func:`riemannian_divergence`, :func:`log_det_metric` (module :mod:`.likelihood`).
+* :class:`ClassifierFreeGuidance`, :func:`drop_condition` — conditioning and classifier-free
+  guidance in the tangent space (module :mod:`.guidance`).
+
+Works for every manifold of :mod:`manifolds` and their products (the likelihood: see
+:mod:`.likelihood` for the supported manifolds).
 """
 
+from .guidance import ClassifierFreeGuidance, drop_condition
+from .likelihood import LIKELIHOOD_METHODS_FIXED, log_det_metric, log_likelihood, riemannian_divergence
 from .loss import riemannian_fm_loss
 from .path import GeodesicProbPath, LinearScheduler, PathSample
 from .solver import FIXED_STEP_METHODS, RiemannianODESolver
@@ -22,4 +31,10 @@ __all__ = [
     "ProjectToTangent",
     "RiemannianODESolver",
     "FIXED_STEP_METHODS",
+    "log_likelihood",
+    "riemannian_divergence",
+    "log_det_metric",
+    "LIKELIHOOD_METHODS_FIXED",
+    "ClassifierFreeGuidance",
+    "drop_condition",
 ]
