@@ -255,6 +255,17 @@ def test_no_nan_gradients_at_coincident_points(name, backend):
     assert torch.isfinite(g).all()
 
 
+@pytest.mark.parametrize("backend", ["dense", "chunked"])
+def test_sphere_antipodal_gradient_is_finite(backend):
+    # regression: the 2 asin(|a − b|/2) form had an infinite derivative at a == −b
+    S = Sphere(3)
+    x = _rand(S, 3, 35).requires_grad_(True)
+    out = kernel_sum(S, x[:, None], -x.detach()[:, None], bandwidth=1.0, backend=backend)  # batch of 3 pairs
+    (g,) = torch.autograd.grad(out.sum(), x)
+    assert torch.isfinite(g).all() and g.abs().max() < 1e-6
+    torch.testing.assert_close(pairwise_distances(S, x, -x).diagonal(), torch.full((3,), math.pi, dtype=F64), rtol=0, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------- float32 trap
 def _near_pairs(name, M, n, eps, seed):
     """``x`` and ``y`` with ``d(x_i, y_i) ≈ eps`` (and ``y_0 = x_0`` exactly), in float32."""
