@@ -108,8 +108,8 @@ def test_point_robot_lyapunov_decreases():
     flow = point_flow()
     q, qd = torch.tensor([[2.5, -3.2]], dtype=D), torch.tensor([[-1.0, 1.0]], dtype=D)
     V = [lyapunov(flow, q, qd).V.item()]
-    h = 0.01
-    for _ in range(150):
+    h = 0.02
+    for _ in range(50):
         k1q, k1v = qd, flow(q, qd)
         k2q, k2v = qd + h / 2 * k1v, flow(q + h / 2 * k1q, qd + h / 2 * k1v)
         k3q, k3v = qd + h / 2 * k2v, flow(q + h / 2 * k2q, qd + h / 2 * k2v)
@@ -119,7 +119,7 @@ def test_point_robot_lyapunov_decreases():
         V.append(lyapunov(flow, q, qd).V.item())
     dV = np.diff(V)
     assert (dV < 1e-8).all(), dV.max()
-    assert V[-1] < V[0] - 0.5
+    assert V[-1] < 0.9 * V[0], (V[0], V[-1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,6 +137,12 @@ def test_barrier_analytic_curvature_matches_generic_autodiff():
     _, M = leaf(x, xd)
     assert (torch.diagonal(M, dim1=-2, dim2=-1) >= 0).all()
     assert torch.allclose(leaf.potential_grad(x), GDSLeaf.potential_grad(leaf, x), atol=1e-9)
+    # the fused natural form equals the generic GDS assembly from the hooks (also without curvature)
+    for conv in ("paper", "none"):
+        lf = CollisionAvoidance(3, curvature=conv)
+        f, M = lf(x, xd)
+        f_g, M_g = GDSLeaf.natural(lf, x, xd)
+        assert torch.allclose(f, f_g) and torch.allclose(M, M_g), conv
 
 
 def test_goal_attractor_analytic_terms_match_autodiff():
@@ -148,6 +154,11 @@ def test_goal_attractor_analytic_terms_match_autodiff():
     assert torch.allclose(xi, xi_ad, atol=1e-10) and torch.allclose(Xi, Xi_ad, atol=1e-12)
     # quadrature potential is consistent with the analytic gradient
     assert torch.allclose(GDSLeaf.potential_grad(leaf, x), leaf.potential_grad(x), atol=1e-9)
+    for conv in ("paper", "none"):
+        lf = GoalAttractor(2, curvature=conv)
+        f, M = lf(x, xd)
+        f_g, M_g = GDSLeaf.natural(lf, x, xd)
+        assert torch.allclose(f, f_g) and torch.allclose(M, M_g), conv
 
 
 def test_sphere_distance_map_modes():
@@ -330,7 +341,7 @@ def test_lula_leaves_on_a_flow_batch_and_float32():
 # orientation
 # ---------------------------------------------------------------------------------------------
 def _rot_map():
-    return FunctionMap(lambda w: so3_exp(w).reshape(w.shape[0], 9), 3, 9)
+    return FunctionMap(lambda w: so3_exp(w).reshape(w.shape[0], 9), 3, 9, jacobian_mode="fd")
 
 
 def test_orientation_target_converges_on_so3():
@@ -343,9 +354,9 @@ def test_orientation_target_converges_on_so3():
     q = torch.tensor([[0.1, 0.2, -0.3], [2.0, 0.5, 0.1]], dtype=D)
     qd = torch.zeros_like(q)
     err0 = so3_angle(so3_exp(q).transpose(-1, -2) @ target)
-    for _ in range(600):
+    for _ in range(250):
         a = flow(q, qd)
-        q, qd = q + 0.005 * qd, qd + 0.005 * a
+        q, qd = q + 0.012 * qd, qd + 0.012 * a
     err = so3_angle(so3_exp(q).transpose(-1, -2) @ target)
     assert (err0 > 1.0).all() and (err < 1e-2).all(), err
     with pytest.raises(ValueError):
@@ -357,7 +368,9 @@ def test_orientation_acceleration_is_tangent():
     the constraint d²/dt²(RᵀR) = 0 ⇒ RᵀR̈ + 2ṘᵀṘ + R̈ᵀR = 0."""
     torch.manual_seed(4)
     w = torch.randn(3, 3, dtype=D)
-    out = _rot_map()(w, torch.randn(3, 3, dtype=D))
+    rot = _rot_map()
+    rot.jacobian_mode = "forward"
+    out = rot(w, torch.randn(3, 3, dtype=D))
     leaf = OrientationTargetRMP(torch.eye(3, dtype=D))
     a, M = leaf.canonical(out.x, out.xd)
     R, Rd, Rdd = out.x.reshape(3, 3, 3), out.xd.reshape(3, 3, 3), a.reshape(3, 3, 3)
@@ -367,15 +380,15 @@ def test_orientation_acceleration_is_tangent():
 
 def test_axis_target_aligns_axis():
     root = RMPRoot(3)
-    zmap = FunctionMap(lambda w: so3_exp(w)[:, :, 2], 3, 3)
+    zmap = FunctionMap(lambda w: so3_exp(w)[:, :, 2], 3, 3, jacobian_mode="fd")
     target = torch.tensor([1.0, 1.0, 0.0], dtype=D) / 2 ** 0.5
     root.add_child(zmap).add_leaf(AxisTargetRMP(target, AxisTargetParams(accel_p_gain=20.0, accel_d_gain=9.0)))
     root.add_leaf(DampingRMP(3, DampingParams(accel_d_gain=1.0, metric_scalar=0.0, inertia=1e-3)))
     flow = RMPFlow(root, method="solve", reg=1e-9)
     q, qd = torch.tensor([[0.2, -0.1, 0.3]], dtype=D), torch.zeros(1, 3, dtype=D)
-    for _ in range(600):
+    for _ in range(250):
         a = flow(q, qd)
-        q, qd = q + 0.005 * qd, qd + 0.005 * a
+        q, qd = q + 0.012 * qd, qd + 0.012 * a
     z = so3_exp(q)[0, :, 2]
     assert torch.dot(z, target) > 1 - 1e-4
     with pytest.raises(ValueError):
@@ -387,20 +400,20 @@ def test_axis_target_aligns_axis():
 # ---------------------------------------------------------------------------------------------
 def test_learned_leaf_psd_and_imitation():
     torch.manual_seed(5)
-    leaf = LearnedLeaf(2, hidden=(32, 32)).double()
-    x, xd = torch.randn(256, 2, dtype=D), torch.randn(256, 2, dtype=D)
+    leaf = LearnedLeaf(2, hidden=(32,)).double()
+    x, xd = torch.randn(128, 2, dtype=D), torch.randn(128, 2, dtype=D)
     _, M = leaf.canonical(x, xd)
     assert torch.allclose(M, M.transpose(1, 2))
     assert torch.linalg.eigvalsh(M).min() > 0
     teacher = GoalAttractor(2)
     a_t, _ = teacher.canonical(x, xd)
-    opt = torch.optim.Adam(leaf.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(leaf.parameters(), lr=2e-2)
 
     def loss_fn():
         return (leaf.canonical(x, xd)[0] - a_t).square().mean()
 
     l0 = loss_fn().item()
-    for _ in range(150):
+    for _ in range(100):
         opt.zero_grad()
         loss = loss_fn()
         loss.backward()

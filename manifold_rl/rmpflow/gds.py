@@ -39,7 +39,7 @@ CURVATURE_CONVENTIONS = ("paper", "hgrmpflow", "none")
 
 
 def _bmv(A: Tensor, v: Tensor) -> Tensor:
-    return torch.einsum("bij,bj->bi", A, v)
+    return (A @ v.unsqueeze(-1)).squeeze(-1)
 
 
 def curvature_terms(metric: Callable[[Tensor, Tensor], Tensor], x: Tensor, xd: Tensor,

@@ -145,6 +145,22 @@ class GoalAttractor(GDSLeaf):
         integrand = p.gain * w * torch.tanh(p.alpha * t)
         return 0.5 * (hi - lo) * (integrand * wts).sum(-1)
 
+    def natural(self, x, xd):
+        """Fused ``[f, M]`` (one evaluation of ``w``; same formulas as the hooks)."""
+        if self.curvature_convention == "hgrmpflow":
+            return super().natural(x, xd)
+        check_state(x, xd, self.dim, what="GoalAttractor")
+        p = self.params
+        w, beta = self._w(x)
+        r = x.norm(dim=-1, keepdim=True)
+        g = p.gain * w.unsqueeze(-1) * torch.tanh(p.alpha * r) / r.clamp_min(torch.finfo(x.dtype).tiny) * x
+        grad_phi = torch.where(r > p.tol, g, torch.zeros_like(g))
+        f = -grad_phi - p.eta * w.unsqueeze(-1) * xd
+        if self.curvature_convention == "paper":
+            grad_w = (-beta * (p.w_u - p.w_l) / p.sigma ** 2).unsqueeze(-1) * x
+            f = f - ((xd * grad_w).sum(-1, keepdim=True) * xd - 0.5 * (xd * xd).sum(-1, keepdim=True) * grad_w)
+        return f, w[:, None, None] * _eye(x.shape[0], x.shape[1], x)
+
     def curvature(self, x, xd):
         if self.curvature_convention != "paper":
             return super().curvature(x, xd)
@@ -229,7 +245,21 @@ class CollisionAvoidance(GDSLeaf):
         return _diag(k * xd * w * du), 0.5 * xd * xd * u * dw
 
     def natural(self, x, xd):
-        f, M = super().natural(x, xd)
+        """Fused element-wise ``[f, M]`` (gtrll formulas), clipped."""
+        if self.curvature_convention == "hgrmpflow":
+            f, M = super().natural(x, xd)
+        else:
+            check_state(x, xd, self.dim, what=type(self).__name__)
+            p = self.params
+            w, dw = self._w(x)
+            u, du = self._u(xd)
+            g = w * u
+            f = -p.alpha * w * dw - p.eta * g * xd
+            m = g
+            if self.curvature_convention == "paper":
+                f = f - 0.5 * xd * xd * u * dw
+                m = g + 0.5 * xd * w * du
+            f, M = f, _diag(m)
         p = self.params
         return f.clamp(-p.force_clip, p.force_clip), M.clamp(-p.metric_clip, p.metric_clip)
 
