@@ -291,6 +291,15 @@ def _rademacher(shape, dtype, device, generator):
     return torch.randint(0, 2, shape, device=device, generator=generator).to(dtype) * 2 - 1
 
 
+def _replicate(e, batch, N, P):
+    """Repeat a per-sample extra ``(*batch, ...)`` for the ``P`` replicas, ``(P · N, ...)``; others as is."""
+    nb = len(batch)
+    if not torch.is_tensor(e) or e.dim() < nb or tuple(e.shape[:nb]) != tuple(batch):
+        return e
+    rest = tuple(e.shape[nb:])
+    return e.reshape((1, N) + rest).expand((P, N) + rest).reshape((P * N,) + rest)
+
+
 def _div(chart, velocity, proju, y, t, eps, extras):
     """``(V(y), div_g V(y))`` with ``V(y) = proju(r(y), velocity(r(y), t))``.
 
@@ -313,9 +322,11 @@ def _div(chart, velocity, proju, y, t, eps, extras):
     T = t.reshape(1, N).expand(P, N).contiguous().reshape(P * N)
     D = chart.lift(C.contiguous().reshape(P * N, K)).contiguous()
 
+    rep = {k: _replicate(e, batch, N, P) for k, e in extras.items()}
+
     def field(z):
         r = chart.retract(z)
-        return proju(r, velocity(r, T, **extras))
+        return proju(r, velocity(r, T, **rep))
 
     out, jv = torch.func.jvp(field, (Y,), (D,))
     v = out.reshape((P,) + tuple(batch) + chart.ev)[0]
@@ -411,7 +422,10 @@ def log_likelihood(
         enable_grad: keep the autograd graph (for training on the NLL); default ``no_grad``.
         base_log_prob: ``x_0 -> (*batch,)`` log-density of the base w.r.t. the Riemannian
             volume; default ``manifold.base_log_prob``.
-        **extras: passed to ``velocity`` (conditioning).
+        **extras: passed to ``velocity`` (conditioning); tensors whose leading dimensions are
+            the batch shape of ``x_1`` are treated as per-sample and replicated with the points
+            (the divergence evaluates the network on ``K`` copies of the batch, flattened to
+            one batch dimension).
 
     Returns:
         ``(log_p, x_0)``: ``(*batch,)`` log-densities w.r.t. the Riemannian volume, and the
