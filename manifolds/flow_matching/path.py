@@ -54,10 +54,24 @@ class GeodesicProbPath:
     constant speed ``dist(x_0, x_1)``. The velocity is in closed form (no ``jvp``); the
     tests check it against ``torch.func.jvp``.
 
-    **Cut locus.** When ``x_0`` is a cut point of ``x_1`` (antipodal points on the sphere)
-    the geodesic is not unique; the path follows the one ``manifold.logmap`` chooses (see
-    :class:`manifolds.Sphere`), so ``x_t`` still reaches ``x_1`` and ``|u_t| = dist``
-    (flow_matching's ``GeodesicProbPath`` returns a zero velocity there).
+    **Cut locus.** When ``x_0`` is a cut point of ``x_1`` the minimising geodesic is not
+    unique; the path follows the one ``manifold.logmap`` picks, so ``x_t`` still runs from
+    ``x_0`` to ``x_1`` at full speed ``|u_t| = dist(x_0, x_1)`` and ``u_t`` is still the
+    ``jvp`` of the path (flow_matching's ``GeodesicProbPath`` with geoopt's ``logmap`` returns
+    a zero velocity there, the path never leaving ``x_0``). Tested in
+    ``tests/test_flow_matching_manifolds.py::test_cut_locus_pairs``:
+
+    * sphere, ``x_0 = −x_1``: :meth:`manifolds.Sphere.logmap` picks a deterministic direction
+      of length π; ``x_t`` is a half great circle.
+    * SO(3), ``x_1ᵀ x_0`` a rotation by π: ``so3_log`` picks one of the two axes ``±a``
+      (both are rotations by π about the same line); ``|u_t| = π``.
+    * torus, an angle difference of exactly ±π: ``logmap`` wraps to ``[−π, π)`` and moves
+      that coordinate by −π; ``|u_t| = π √k`` for ``k`` such coordinates.
+
+    The choice is a measure-zero event for continuous base and data distributions, but it
+    is discontinuous: nearby pairs on either side of the cut locus get opposite velocities,
+    which the learned field averages (a reason for the blurrier densities near the
+    antipode of a concentrated mode). Hyperbolic spaces and SPD (AIM, LEM) have no cut locus.
 
     Args:
         manifold: any manifold of the library (including products).
