@@ -59,10 +59,10 @@ def test_construction_and_keys():
         SPD(0)
     with pytest.raises(ValueError):
         SPD(3, metric=3.0)
+    with pytest.raises(NotImplementedError):  # base distribution: AIM / LEM families only
+        SPD(3, "lcm").random_base(2, 3, 3)
     with pytest.raises(NotImplementedError):
-        SPD(3).random_base(2, 3, 3)
-    with pytest.raises(NotImplementedError):
-        SPD(3).base_log_prob(torch.eye(3))
+        SPD(3, "lcm").base_log_prob(torch.eye(3))
 
 
 # ---------------------------------------------------------------------------- identities
