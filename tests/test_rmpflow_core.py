@@ -226,6 +226,18 @@ def test_shared_wide_node_equals_separate_maps():
     a = RMPFlow(r1, method="solve", reg=0.0)(q, qd)
     b = RMPFlow(r2, method="solve", reg=0.0)(q, qd)
     assert torch.allclose(a, b, atol=1e-10)
+    # compose-to-root pullback == textbook recursive pullback, on a 3-level tree with leaves everywhere
+    deep = wide.add_child(FunctionMap(lambda y: torch.stack([y[:, 0] * y[:, 3], torch.sin(y[:, 1])], -1), 4, 2))
+    deep.add_leaf(ConstLeaf(2, 12))
+    deep.add_child(SliceMap(2, [1])).add_leaf(ConstLeaf(1, 13))
+    wide.add_leaf(ConstLeaf(4, 14))
+    r1.add_leaf(ConstLeaf(3, 15))
+    st = RMPFlow(r1).pushforward(q, qd)
+    fc, Mc = RMPFlow(r1, pullback_mode="compose").pullback(st)
+    fr, Mr = RMPFlow(r1, pullback_mode="recursive").pullback(st)
+    assert torch.allclose(fc, fr, atol=1e-10) and torch.allclose(Mc, Mr, atol=1e-10)
+    with pytest.raises(ValueError):
+        RMPFlow(r1, pullback_mode="sideways")
 
 
 def test_batch_equals_per_environment_and_float32():

@@ -289,6 +289,16 @@ class TaskMap(nn.Module):
         dJ = (Jpm[:B] - Jpm[B:]) / (2 * h1)
         return _mv(dJ, qd) * s
 
+    # -- composition with the parent's total Jacobian ----------------------------------------------
+    def compose_total(self, out: TaskMapOutput, J_parent: Optional[Tensor], jd_parent: Optional[Tensor]):
+        """Total Jacobian to the root and total curvature: ``J J_p``, ``J (J̇_p q̇) + J̇ ẋ_p``.
+
+        ``J_parent = None`` means the parent is the root (identity).
+        """
+        if J_parent is None:
+            return out.J, out.Jdot_qd
+        return out.J @ J_parent, _mv(out.J, jd_parent) + out.Jdot_qd
+
     # -- pullback of an RMP through this map ----------------------------------------------------
     def pullback_rmp(self, out: TaskMapOutput, f: Tensor, M: Tensor) -> Tuple[Tensor, Tensor]:
         """Pull ``[f, M]`` (``(B, m)``, ``(B, m, m)``) back: ``Jᵀ(f − M J̇q̇)``, ``Jᵀ M J``."""
@@ -317,6 +327,11 @@ class IdentityMap(TaskMap):
 
     def pullback_rmp(self, out, f, M):
         return f, M
+
+    def compose_total(self, out, J_parent, jd_parent):
+        if J_parent is None:
+            return out.J, out.Jdot_qd
+        return J_parent, jd_parent
 
 
 class SliceMap(TaskMap):
@@ -353,6 +368,13 @@ class SliceMap(TaskMap):
 
     def jdot_qd(self, q, qd):
         return q.new_zeros(q.shape[0], self.out_dim)
+
+    def compose_total(self, out, J_parent, jd_parent):
+        if J_parent is None:
+            return out.J, out.Jdot_qd
+        if self._slice is not None:
+            return J_parent[:, self._slice], jd_parent[:, self._slice]
+        return J_parent.index_select(1, self.index), jd_parent.index_select(1, self.index)
 
     def pullback_rmp(self, out, f, M):
         B = f.shape[0]
@@ -583,8 +605,11 @@ class RMPFlow(nn.Module):
     """
 
     def __init__(self, root: RMPRoot, method: str = "damped", reg: float = 1e-3, scale_frac: float = 0.01,
-                 rcond: Optional[float] = None):
+                 rcond: Optional[float] = None, pullback_mode: str = "compose"):
         super().__init__()
+        if pullback_mode not in ("compose", "recursive"):
+            raise ValueError(f"RMPFlow: pullback_mode must be 'compose' or 'recursive', got {pullback_mode!r}")
+        self.pullback_mode = pullback_mode
         if not isinstance(root, RMPNode) or root.task_map is not None:
             raise ValueError("RMPFlow: expected an RMPRoot")
         if method not in RESOLVE_METHODS:
@@ -617,7 +642,18 @@ class RMPFlow(nn.Module):
         return FlowState(nodes, outs, states, parents)
 
     def pullback(self, state: FlowState) -> Tuple[Tensor, Tensor]:
-        """Root RMP ``[f, M]`` (``(B, n)``, ``(B, n, n)``) from all leaves (children before parents)."""
+        """Root RMP ``[f, M]`` (``(B, n)``, ``(B, n, n)``) from all leaves.
+
+        ``pullback_mode="compose"`` (default): every node's total Jacobian to the root
+        ``J_tot = J_i J_tot,parent`` and curvature ``J̇_tot q̇ = J_i (J̇_tot,parent q̇) + J̇_i ẋ_parent`` are
+        formed once (slices of a shared node are just row selections), and each node's summed leaf RMP
+        is pulled straight to the root: ``f += J_totᵀ(f_i − M_i J̇_tot q̇)``, ``M += J_totᵀ M_i J_tot``.
+        This never forms ``m × m`` metrics at wide intermediate nodes (e.g. 3K control points).
+        ``"recursive"``: the textbook edge-by-edge pullback (children before parents). Both are equal
+        up to rounding (tested).
+        """
+        if self.pullback_mode == "compose":
+            return self._pullback_compose(state)
         nodes, outs, states, parents = state.nodes, state.outputs, state.states, state.parent_index
         acc: List[Optional[Tuple[Tensor, Tensor]]] = [None] * len(nodes)
         for i in range(len(nodes) - 1, -1, -1):
@@ -640,6 +676,47 @@ class RMPFlow(nn.Module):
             n = q.shape[1]
             return q.new_zeros(q.shape), q.new_zeros(q.shape[0], n, n)
         return acc[0]
+
+    def _pullback_compose(self, state: FlowState) -> Tuple[Tensor, Tensor]:
+        nodes, outs, states, parents = state.nodes, state.outputs, state.states, state.parent_index
+        q = states[0][0]
+        need = self._needed(nodes, parents)
+        tot: List[Optional[Tuple[Tensor, Tensor]]] = [None] * len(nodes)
+        f_root: Optional[Tensor] = None
+        M_root: Optional[Tensor] = None
+        for i, nd in enumerate(nodes):
+            if not need[i]:
+                continue
+            if i > 0:
+                p = parents[i]
+                Jp, jdp = (None, None) if p == 0 else tot[p]
+                tot[i] = nd.task_map.compose_total(outs[i], Jp, jdp)
+            if len(nd.leaves) == 0:
+                continue
+            x, xd = states[i]
+            f = M = None
+            for leaf in nd.leaves:
+                fl, Ml = leaf(x, xd)
+                f, M = (fl, Ml) if f is None else (f + fl, M + Ml)
+            if i > 0:
+                J, jd = tot[i]
+                f = _mtv(J, f - _mv(M, jd))
+                M = J.transpose(1, 2) @ M @ J
+            f_root = f if f_root is None else f_root + f
+            M_root = M if M_root is None else M_root + M
+        if f_root is None:
+            n = q.shape[1]
+            return q.new_zeros(q.shape), q.new_zeros(q.shape[0], n, n)
+        return f_root, M_root
+
+    @staticmethod
+    def _needed(nodes, parents) -> List[bool]:
+        """Nodes with a leaf in their subtree."""
+        need = [len(nd.leaves) > 0 for nd in nodes]
+        for i in range(len(nodes) - 1, 0, -1):
+            if need[i]:
+                need[parents[i]] = True
+        return need
 
     def resolve(self, f: Tensor, M: Tensor) -> Tensor:
         """``q̈ = M⁺ f`` with the configured regularisation. ``f: (B, n)``, ``M: (B, n, n)`` → ``(B, n)``."""
