@@ -359,11 +359,11 @@ class SliceMap(TaskMap):
         self._slice = slice(idx[0], idx[0] + len(idx)) if contiguous else None
 
     def psi(self, q):
-        return q[:, self._slice] if self._slice is not None else q.index_select(1, self.index)
+        return q[:, self._slice] if self._slice is not None else q.index_select(1, self.index.to(q.device))
 
     def jacobian(self, q):
         B, n = q.shape
-        E = torch.eye(n, dtype=q.dtype, device=q.device)[self.index]
+        E = torch.eye(n, dtype=q.dtype, device=q.device)[self.index.to(q.device)]
         return E.expand(B, self.out_dim, n)
 
     def jdot_qd(self, q, qd):
@@ -374,7 +374,8 @@ class SliceMap(TaskMap):
             return out.J, out.Jdot_qd
         if self._slice is not None:
             return J_parent[:, self._slice], jd_parent[:, self._slice]
-        return J_parent.index_select(1, self.index), jd_parent.index_select(1, self.index)
+        idx = self.index.to(J_parent.device)
+        return J_parent.index_select(1, idx), jd_parent.index_select(1, idx)
 
     def pullback_rmp(self, out, f, M):
         B = f.shape[0]
@@ -386,7 +387,7 @@ class SliceMap(TaskMap):
             fp[:, s] = f
             Mp[:, s, s] = M
         else:
-            idx = self.index
+            idx = self.index.to(f.device)
             fp = fp.index_copy(1, idx, f)
             Mp[:, idx.unsqueeze(1), idx.unsqueeze(0)] = M
         return fp, Mp
@@ -414,10 +415,10 @@ class AffineMap(TaskMap):
         self.register_buffer("b", b)
 
     def psi(self, q):
-        return q @ self.A.to(q.dtype).T + self.b.to(q.dtype)
+        return q @ self.A.to(q).T + self.b.to(q)
 
     def jacobian(self, q):
-        return self.A.to(q.dtype).expand(q.shape[0], self.out_dim, self.in_dim)
+        return self.A.to(q).expand(q.shape[0], self.out_dim, self.in_dim)
 
     def jdot_qd(self, q, qd):
         return q.new_zeros(q.shape[0], self.out_dim)

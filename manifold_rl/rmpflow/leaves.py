@@ -374,21 +374,21 @@ class SphereDistanceMap(TaskMap):
         self.register_buffer("radii", r)
 
     def _diff(self, y):
-        d = y.unsqueeze(1) - self.centers.to(y.dtype)  # (B, K, dim)
+        d = y.unsqueeze(1) - self.centers.to(y)  # (B, K, dim)
         return d, d.norm(dim=-1).clamp_min(torch.finfo(y.dtype).tiny)
 
     def psi(self, y):
         _, n = self._diff(y)
-        return n / self.radii.to(y.dtype) - 1
+        return n / self.radii.to(y) - 1
 
     def jacobian(self, y):
         d, n = self._diff(y)
-        return d / (n * self.radii.to(y.dtype)).unsqueeze(-1)
+        return d / (n * self.radii.to(y)).unsqueeze(-1)
 
     def jdot_qd(self, y, yd):
         d, n = self._diff(y)
         dy = torch.einsum("bkd,bd->bk", d, yd)
-        return ((yd * yd).sum(-1, keepdim=True) / n - dy * dy / n ** 3) / self.radii.to(y.dtype)
+        return ((yd * yd).sum(-1, keepdim=True) / n - dy * dy / n ** 3) / self.radii.to(y)
 
 
 # ==============================================================================================
@@ -441,7 +441,7 @@ class CSpaceTargetRMP(Leaf):
     def canonical(self, x, xd):
         check_state(x, xd, self.dim, "CSpaceTargetRMP")
         p = self.params
-        d = x - self.target.to(x.dtype)
+        d = x - self.target.to(x)
         nrm = d.norm(dim=-1, keepdim=True)
         far = -p.position_gain * p.robust_position_term_thresh * d / nrm.clamp_min(torch.finfo(x.dtype).tiny)
         a = torch.where(nrm < p.robust_position_term_thresh, -p.position_gain * d, far) - p.damping_gain * xd
@@ -590,7 +590,7 @@ class TargetRMP(Leaf):
     def canonical(self, x, xd):
         check_state(x, xd, self.dim, "TargetRMP")
         p = self.params
-        delta = self.goal.to(x.dtype) - x
+        delta = self.goal.to(x) - x
         d = delta.norm(dim=-1, keepdim=True)
         a = p.accel_p_gain * delta / (d + p.accel_norm_eps) - p.accel_d_gain * xd
         nh = delta / d.clamp_min(p.accel_norm_eps / 10)
@@ -755,7 +755,7 @@ class OrientationTargetRMP(_BoostMixin, Leaf):
         Rt = R.transpose(1, 2)
         W = Rt @ Rd
         omega = vee(0.5 * (W - W.transpose(1, 2)))
-        e = so3_log(Rt @ self.target.to(x.dtype))
+        e = so3_log(Rt @ self.target.to(x))
         alpha = p.accel_p_gain * e - p.accel_d_gain * omega
         Wo = hat(omega)
         Rdd = R @ (hat(alpha) + Wo @ Wo)
@@ -794,7 +794,7 @@ class AxisTargetRMP(_BoostMixin, Leaf):
         check_state(x, xd, 3, "AxisTargetRMP")
         p = self.params
         z = x / x.norm(dim=-1, keepdim=True)
-        zt = self.target.to(x.dtype).expand_as(z)
+        zt = self.target.to(x).expand_as(z)
         c = torch.cross(z, zt, dim=-1)
         sn = c.norm(dim=-1, keepdim=True)
         ang = torch.atan2(sn, (z * zt).sum(-1, keepdim=True))
@@ -843,7 +843,7 @@ class LearnedLeaf(Leaf):
     def canonical(self, x, xd) -> Tuple[Tensor, Tensor]:
         check_state(x, xd, self.dim, "LearnedLeaf")
         m = self.dim
-        out = self.net(torch.cat([x, xd], -1).to(self.net[0].weight.dtype)).to(x.dtype)
+        out = self.net(torch.cat([x, xd], -1).to(self.net[0].weight)).to(x)
         a, l = out[:, :m], out[:, m:]
         diag = self.rows == self.cols
         l = torch.where(diag, nn.functional.softplus(l) + 1e-3, l)
