@@ -119,7 +119,7 @@ def test_random_flow_density_integrates_to_one(name):
         field = ProjectToTangent(_MLP(3, 3, seed=5, scale=1.5), M)
         x = M.random(N, 3, dtype=F64, generator=_gen(6))
     else:
-        M, N = SO3(), 300
+        M, N = SO3(), 200
         field = ProjectToTangent(_MLP(9, 9, h=16, seed=7, scale=1.0, ev_ndim=2), _Reshape(M))
         x = M.random(N, 3, 3, dtype=F64, generator=_gen(8))
     lp, x0 = log_likelihood(M, field, x, atol=1e-5, rtol=1e-5)
@@ -239,11 +239,11 @@ def test_hyperboloid_matches_poincare_through_the_isometry():
         p = H.to_poincare(h)
         return torch.func.jvp(H.from_poincare, (p,), (vp(p, t),))[1]
 
-    p1 = 0.6 * P.random(6, 2, dtype=F64, generator=_gen(14)).tanh()
-    lp_p, x0p = log_likelihood(P, vp, p1, atol=1e-9, rtol=1e-9)
-    lp_h, x0h = log_likelihood(H, vh, H.from_poincare(p1), atol=1e-9, rtol=1e-9)
-    assert torch.allclose(H.to_poincare(x0h), x0p, atol=1e-6)
-    assert torch.allclose(lp_h, lp_p, atol=1e-6)
+    p1 = 0.6 * P.random(3, 2, dtype=F64, generator=_gen(14)).tanh()
+    lp_p, x0p = log_likelihood(P, vp, p1, atol=1e-8, rtol=1e-8)
+    lp_h, x0h = log_likelihood(H, vh, H.from_poincare(p1), atol=1e-8, rtol=1e-8)
+    assert torch.allclose(H.to_poincare(x0h), x0p, atol=1e-5)
+    assert torch.allclose(lp_h, lp_p, atol=1e-5)
     assert (lp_p - P.base_log_prob(x0p)).abs().max() > 1e-2
 
 
