@@ -111,6 +111,12 @@ def _h(x: torch.Tensor) -> torch.Tensor:
     return torch.where(small, taylor, (sin - xs * torch.cos(xs)) / (xs * xs * sin))
 
 
+def _exp_neg(e: torch.Tensor) -> torch.Tensor:
+    """``exp(e)`` flushed to 0 below the smallest normal number (CPU subnormals are ~100x slower)."""
+    lo = math.log(torch.finfo(e.dtype).tiny)
+    return torch.exp(e.clamp_min(lo)) * (e > lo)
+
+
 def _gegenbauer_sum(z: torch.Tensor, coef: torch.Tensor, lam: float) -> torch.Tensor:
     """``Σ_k coef[..., k] C_k^λ(z)`` by the three-term recurrence (Abramowitz & Stegun 22.7.3)."""
     K = coef.shape[-1]
@@ -135,11 +141,11 @@ def _sphere_log_volume(n: int) -> float:
 def _sphere_series(theta, t, n, n_terms, need_grad=True):
     lam = 0.5 * (n - 1)
     k = torch.arange(n_terms + 1, dtype=theta.dtype, device=theta.device)
-    w = torch.exp(-0.5 * k * (k + n - 1) * t[..., None])
+    w = _exp_neg(-0.5 * k * (k + n - 1) * t[..., None])
     c = w * (k + lam) / lam
     z = torch.cos(theta).clamp(-1.0, 1.0)
-    s = _gegenbauer_sum(z, c, lam)
-    s_abs = _gegenbauer_sum(z.abs(), c, lam)  # C_k^λ(|z|) ≥ |C_k^λ(z)|: a rounding-error scale
+    # one recurrence for z and |z| (C_k^λ(|z|) >= |C_k^λ(z)|: the rounding-error scale)
+    s, s_abs = _gegenbauer_sum(torch.stack([z, z.abs()]), c, lam).unbind(0)
     tiny = torch.finfo(theta.dtype).tiny
     logp = torch.log(s.clamp_min(tiny)) - _sphere_log_volume(n)
     dlogp = None
@@ -164,11 +170,17 @@ def _sphere_wkb(theta, t, n):
 
 
 def _sphere_log_p(theta, t, n, t_switch=SPHERE_T_SWITCH):
-    """``log p_t(θ)`` of the ``"auto"`` regime without the derivative (used by the sampler)."""
-    n_terms = _n_terms_for(t_switch, n - 1, theta.dtype)
-    lp_s, _, ok = _sphere_series(theta, t.clamp_min(t_switch), n, n_terms, need_grad=False)
-    lp_w, _ = _sphere_wkb(theta, t, n)
-    return torch.where(ok & (t >= t_switch), lp_s, lp_w)
+    """``log p_t(θ)`` of the ``"auto"`` regime without the derivative (used by the sampler).
+
+    Evaluates the series only where ``t >= t_switch`` (one host synchronisation)."""
+    out, _ = _sphere_wkb(theta, t, n)
+    big = (t >= t_switch).nonzero().squeeze(-1)
+    if big.numel():
+        n_terms = _n_terms_for(t_switch, n - 1, theta.dtype)
+        lp_s, _, ok = _sphere_series(theta[big], t[big], n, n_terms, need_grad=False)
+        out = out.clone()
+        out[big] = torch.where(ok, lp_s, out[big])
+    return out
 
 
 def sphere_radial_log_heat_kernel(
@@ -221,7 +233,7 @@ def sphere_radial_log_heat_kernel(
 
 def _so3_series(theta, t, n_terms):
     l = torch.arange(n_terms + 1, dtype=theta.dtype, device=theta.device)
-    w = (2 * l + 1) * torch.exp(-0.5 * l * (l + 1) * t[..., None])
+    w = (2 * l + 1) * _exp_neg(-0.5 * l * (l + 1) * t[..., None])
     B = torch.flip(torch.cumsum(torch.flip(w, [-1]), -1), [-1])  # B_m = Σ_{l >= m} w_l
     m = l
     cos = torch.cos(m * theta[..., None])
@@ -250,7 +262,7 @@ def _so3_wrapped(theta, t, n_images):
             continue
         phi = th_c + _TWO_PI * k
         sgn = -1.0 if k % 2 else 1.0
-        a = phi / (2 * sgn * half_sin) * torch.exp(-(phi * phi - th_c * th_c) / (2 * t))
+        a = phi / (2 * sgn * half_sin) * _exp_neg(-(phi * phi - th_c * th_c) / (2 * t))
         q = 1 / phi - 0.5 * cot - _TWO_PI * k / t
         num = num + a
         dimg = dimg + a * q
@@ -338,7 +350,7 @@ def circle_log_heat_kernel(
 
     def fourier(tt):
         k = torch.arange(1, n_terms + 1, dtype=d.dtype, device=d.device)
-        w = torch.exp(-0.5 * k * k * tt[..., None])
+        w = _exp_neg(-0.5 * k * k * tt[..., None])
         s = 1 + 2 * (w * torch.cos(k * d[..., None])).sum(-1)
         ds = -2 * (k * w * torch.sin(k * d[..., None])).sum(-1)
         tiny = torch.finfo(d.dtype).tiny
@@ -540,10 +552,11 @@ def _uniform_unit_tangent(manifold: Sphere, x, generator):
     return u / torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
 
 
-def _sphere_exact(sphere: Sphere, x0, t, generator, t_uniform, max_iter):
+def _sphere_exact(sphere: Sphere, x0, t, generator, t_uniform, max_iter, n_proposals=4):
     r"""Rejection sampler of the Sⁿ heat kernel (see :func:`sample_heat_kernel`).
 
-    Each round proposes only for the still-pending points (one host synchronisation per round).
+    Each round draws ``n_proposals`` i.i.d. proposals for every still-pending point and keeps
+    the first accepted one (a few host synchronisations per round).
     """
     n = sphere.dim
     batch = x0.shape[:-1]
@@ -552,10 +565,13 @@ def _sphere_exact(sphere: Sphere, x0, t, generator, t_uniform, max_iter):
     lp0 = _sphere_log_p(torch.zeros_like(t), t, n)
     out = x0f.clone()
     idx = torch.arange(x0f.shape[0], device=x0.device)
+    K = n_proposals
     for _ in range(max_iter):
         if idx.numel() == 0:
             return out.reshape(x0.shape)
-        xp, tp, l0 = x0f[idx], t[idx], lp0[idx]
+        P = idx.numel()
+        # K proposals per pending point, flattened to (P*K, ...)
+        xp, tp, l0 = x0f[idx].repeat_interleave(K, 0), t[idx].repeat_interleave(K), lp0[idx].repeat_interleave(K)
         unif = tp >= t_uniform
         y = torch.empty_like(xp)
         log_acc = torch.empty_like(tp)
@@ -577,9 +593,13 @@ def _sphere_exact(sphere: Sphere, x0, t, generator, t_uniform, max_iter):
             la = lpb - l0[iw] + rc * rc / (2 * tb) - (n - 1) * _log_x_over_sin(rc)
             y[iw], log_acc[iw] = sphere.expmap(xb, v), torch.where(r > math.pi, torch.full_like(r, -math.inf), la)
         u = torch.rand(tp.shape, dtype=xp.dtype, device=xp.device, generator=generator)
-        acc = torch.log(u) < log_acc.clamp(max=0.0)
-        out[idx[acc]] = y[acc]
-        idx = idx[~acc]
+        acc = (torch.log(u) < log_acc.clamp(max=0.0)).reshape(P, K)
+        # the first accepted of the K i.i.d. proposals is a sample of the target
+        first = torch.argmax(acc.to(torch.int8), dim=1)
+        done = acc.any(1)
+        chosen = y.reshape(P, K, -1)[torch.arange(P, device=y.device), first]
+        out[idx[done]] = chosen[done]
+        idx = idx[~done]
     raise RuntimeError(f"heat-kernel rejection sampler did not finish in {max_iter} rounds")
 
 

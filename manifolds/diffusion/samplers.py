@@ -132,6 +132,7 @@ def probability_flow_log_likelihood(
     n_hutchinson: int = 1,
     generator: Optional[torch.Generator] = None,
     enable_grad: bool = False,
+    options: Optional[dict] = None,
 ):
     r"""``log p_{t_min}(x)`` of the probability-flow ODE of a score model (RSGM §3.4).
 
@@ -145,8 +146,8 @@ def probability_flow_log_likelihood(
     Args:
         x: ``(*batch, *event_shape)`` data points.
         prior_log_prob: ``x_T -> log p_T(x_T)`` ``(*batch,)``.
-        method, atol, rtol, n_steps, divergence, n_hutchinson, generator, enable_grad:
-            passed to ``log_likelihood``.
+        method, atol, rtol, n_steps, divergence, n_hutchinson, generator, enable_grad, options:
+            passed to ``log_likelihood`` (e.g. ``method="rk4", options={"step_size": 0.05}``).
 
     Returns:
         ``(log_p, x_T)``: ``(*batch,)`` log-densities and the prior points.
@@ -173,6 +174,7 @@ def probability_flow_log_likelihood(
         n_hutchinson=n_hutchinson,
         generator=generator,
         enable_grad=enable_grad,
+        options=options,
     )
     if prior_log_prob is not None:
         lp = lp - manifold.base_log_prob(x_T) + prior_log_prob(x_T)
