@@ -23,8 +23,9 @@ with the field evaluated as ``V(y) = proju(r(y), v(r(y), t))``:
 * **Embedded manifolds** (Sphere, Hyperboloid, SO(3), SE(3)): ambient coordinates, ``r`` a
   retraction that is constant along the normal space (``y/|y|`` on the sphere, ``y/√(−c⟨y,y⟩_L)``
   on the hyperboloid, the polar factor on SO(3) and the rotation block of SE(3), by a
-  Newton–Schulz iteration whose derivative stays finite where the SVD's does not). Then ``V`` is 0-homogeneous along the
-  normals and tangent, so the normal block of the ambient Jacobian vanishes and its trace is
+  Newton–Schulz iteration whose derivative stays finite where the SVD's does not; the normal
+  space of SO(3) ⊂ ℝ³ˣ³ at ``x`` is ``x·Sym(3)`` and the polar factor of ``x(I + S)`` is ``x``
+  for ``I + S ≻ 0``). Then ``V`` is constant along the normals and tangent, so the normal block of the ambient Jacobian vanishes and its trace is
   the Riemannian divergence (the Levi-Civita connection of the induced metric is the tangential
   part of the flat ambient one; the Minkowski and ``½ tr`` ambient volumes are constant
   multiples of Lebesgue's). No correction term.
@@ -41,8 +42,9 @@ with the field evaluated as ``V(y) = proju(r(y), v(r(y), t))``:
 
 Grassmann and Stiefel raise :class:`NotImplementedError`.
 
-The trace uses one forward-mode ``torch.func.jvp`` per coordinate (``"exact"``; the chart
-dimension: 3 on S², 9 on SO(3), 16 on SE(3), ``n(n+1)/2`` on SPD(n)) or Hutchinson's estimator
+The trace uses forward-mode ``torch.func.jvp`` along every coordinate direction at once, on the
+batch replicated ``K`` times (``"exact"``; ``K`` the chart dimension: 3 on S², 4 on the
+hyperboloid H², 9 on SO(3), 16 on SE(3), ``n(n+1)/2`` on SPD(n)) or Hutchinson's estimator
 with Rademacher vectors drawn once per solve (``"hutchinson"``, as riemannian-fm's
 ``div_mode: rademacher``). The field must act on each batch element independently (no batch
 statistics): the batch is differentiated all at once.
