@@ -122,7 +122,7 @@ def test_pairwise_distances_equal_dist(name):
         x = torch.cat([x, y_extra[1:]])
     y = torch.cat([y_extra, y])
     assert M.has_kernel_formula is (name not in NO_FORMULA)
-    D = pairwise_distances(M, x, y)
+    D = pairwise_distances(M, x, y).detach()  # learnable κ: the points carry a graph
     assert D.shape == (x.shape[0], y.shape[0]) and D.dtype == F64
     ref = M.dist(x.unsqueeze(1), y.unsqueeze(0))
     torch.testing.assert_close(D, ref, rtol=1e-10, atol=1e-10)
