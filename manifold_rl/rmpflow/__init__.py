@@ -50,6 +50,9 @@ from .leaves import (
     TargetRMP,
     joint_limit_map,
 )
+from .robots import FrankaPanda, PlanarArm, PointRobot, LinkPointMap, LinkOrientationMap, franka_fk, franka_urdf
+from .obstacles import Sphere, Box, PointCloud, ObstacleDistanceMap, sphere_distances, min_clearance
+from .sim import KinematicSim, Rollout
 
 __all__ = [
     "AffineMap",
@@ -73,4 +76,7 @@ __all__ = [
     "DampingRMP", "GoalAttractor", "GoalAttractorParams", "JointLimitBarrier", "JointLimitBarrierParams",
     "JointLimitParams", "JointLimitRMP", "JointVelocityCapParams", "JointVelocityCapRMP", "LearnedLeaf",
     "OrientationTargetRMP", "SphereDistanceMap", "TargetParams", "TargetRMP", "joint_limit_map",
+    "FrankaPanda", "PlanarArm", "PointRobot", "LinkPointMap", "LinkOrientationMap", "franka_fk", "franka_urdf",
+    "Sphere", "Box", "PointCloud", "ObstacleDistanceMap", "sphere_distances", "min_clearance",
+    "KinematicSim", "Rollout",
 ]
