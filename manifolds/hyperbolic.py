@@ -472,10 +472,19 @@ class Stereographic(Manifold):
         return self.dim + 1
 
     def kernel_features(self, x):
-        """``(s x, (1 + κ|x|²)^{-1/2})`` with ``s = √|κ|`` (1 at κ = 0), ``(*batch, d + 1)``
-        (see :meth:`Manifold.kernel_features`)."""
+        """Per-point features, ``(*batch, d + 1)`` (see :meth:`Manifold.kernel_features`).
+
+        κ < 0: ``(√−κ x, (1 + κ|x|²)^{-1/2})``; κ = 0: ``(x, 1)``; κ > 0: the point of the unit
+        sphere ``((1 − |u|²), 2u) / (1 + |u|²)``, ``u = √κ x`` (the inverse stereographic
+        projection: the κ > 0 model is isometric to the sphere of radius ``1/√κ``).
+        """
         k = self._kappa(x)
-        s = k.abs().sqrt() if self._kernel_sign() != 0 else 1.0
+        sign = self._kernel_sign()
+        if sign > 0:
+            u = k.sqrt() * x
+            n2 = dot(u, u, True)
+            return torch.cat([1 - n2, 2 * u], -1) / (1 + n2)
+        s = (-k).sqrt() if sign < 0 else 1.0
         return torch.cat([s * x, self._conf(x, k).rsqrt()], -1)
 
     def _kernel_sign(self) -> int:
@@ -484,21 +493,24 @@ class Stereographic(Manifold):
         return (kf > 0) - (kf < 0)
 
     def kernel_dist(self, a, b, ops):
-        """Chord form ``2 arsin_κ(|x − y| / √((1 + κ|x|²)(1 + κ|y|²)))`` from the features.
+        """Chord forms of the geodesic distance from :meth:`kernel_features` (same value as :meth:`dist`).
 
-        With ``z = √|κ| |x − y| c_x c_y`` (``c`` the last feature): ``(2/√−κ) asinh(z)`` for
-        κ < 0, ``(2/√κ) asin(min(z, 1))`` for κ > 0 and ``2|x − y|`` at κ = 0 (Bachmann et
-        al., ICML 2020, eq. (6); the same value as :meth:`dist`). The branch is taken on the
-        sign of κ (one host read for a learnable curvature). Float32-safe near coincident
-        points (no ``acosh`` of a number near 1).
+        κ < 0: ``(2/√−κ) asinh(z)``, ``z = √−κ |x − y| / √((1 + κ|x|²)(1 + κ|y|²))`` (Bachmann
+        et al., ICML 2020, eq. (6), with ``arsin_κ``), float32-safe near coincident points (no
+        ``acosh`` of a number near 1); κ = 0: ``2|x − y|``; κ > 0: ``(2/√κ) atan2(|p − q|, |p + q|)``
+        on the unit-sphere features (finite gradients at coincident and antipodal points,
+        like :meth:`Sphere.kernel_dist`). The branch is taken on the sign of κ (one host read
+        for a learnable curvature).
         """
         d = self.dim
-        chord = ops.sqrt(ops.sqdist(ops.slice(a, 0, d), ops.slice(b, 0, d)))
         sign = self._kernel_sign()
-        if sign == 0:
-            return 2 * chord
-        z = chord * ops.slice(a, d, d + 1) * ops.slice(b, d, d + 1)
-        r = ops.asinh(z) if sign < 0 else ops.asin(ops.clamp(z, 0.0, 1.0))
+        if sign > 0:
+            r = ops.atan2(ops.sqrt(ops.sqdist(a, b)), ops.sqrt(ops.sqnorm(a + b)))
+        else:
+            chord = ops.sqrt(ops.sqdist(ops.slice(a, 0, d), ops.slice(b, 0, d)))
+            if sign == 0:
+                return 2 * chord
+            r = ops.asinh(chord * ops.slice(a, d, d + 1) * ops.slice(b, d, d + 1))
         k = self.k
         scale = 2 / k.to(torch.float64).abs().sqrt() if torch.is_tensor(k) else 2 / math.sqrt(abs(k))
         return ops.scalar(scale) * r
