@@ -245,7 +245,7 @@ class Manifold(geoopt.Manifold, metaclass=abc.ABCMeta):
 
     # ------------------------------------------------------------------ kernel-ready distance
     #: whether :meth:`kernel_dist` is written with the ``ops`` primitives only (so it also runs
-    #: on KeOps ``LazyTensor``\ s); the default below falls back to :meth:`dist` (torch only).
+    #: on KeOps ``LazyTensor`` objects); the default below falls back to :meth:`dist` (torch only).
     has_kernel_formula: bool = False
 
     @property
@@ -272,13 +272,13 @@ class Manifold(geoopt.Manifold, metaclass=abc.ABCMeta):
         """Geodesic distance between feature vectors, written against a pairwise-ops object.
 
         ``ops`` is one of the :mod:`kernels` ops layers (broadcast torch tensors or KeOps
-        ``LazyTensor``\ s); a subclass that writes its distance with ``ops`` primitives only
+        ``LazyTensor`` objects); a subclass that writes its distance with ``ops`` primitives only
         sets :attr:`has_kernel_formula` so the formula also runs through KeOps. This default
         unflattens the features and calls :meth:`dist` (torch backends only).
 
         Args:
             a, b: ``(..., F)`` features from :meth:`kernel_features` (broadcasting, e.g.
-                ``(N, 1, F)`` against ``(1, M, F)``), or ``LazyTensor``\ s of dimension ``F``.
+                ``(N, 1, F)`` against ``(1, M, F)``), or ``LazyTensor`` objects of dimension ``F``.
             ops: the ops layer (``ops.lazy`` is True for KeOps).
 
         Returns:

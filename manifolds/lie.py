@@ -259,10 +259,10 @@ def quaternion_chord_angle(qa, qb, ops):
 
     Sign-invariant (``q`` and ``−q`` are the same rotation) and float32-safe near the
     identity, unlike ``2 acos|⟨qa, qb⟩|`` (refs/kernels.md §2.3). Written against a
-    :mod:`kernels` ops layer so it also runs on KeOps ``LazyTensor``\ s.
+    :mod:`kernels` ops layer so it also runs on KeOps ``LazyTensor`` objects.
 
     Args:
-        qa, qb: ``(..., 4)`` unit quaternions (broadcasting) or ``LazyTensor``\ s of dimension 4.
+        qa, qb: ``(..., 4)`` unit quaternions (broadcasting) or ``LazyTensor`` objects of dimension 4.
         ops: the ops layer.
 
     Returns:
