@@ -25,6 +25,10 @@ Its build folder is set to ``<cache>/manifold_rl/keops-<pykeops version>-py<X.Y>
 ``MANIFOLD_RL_KEOPS_BUILD_FOLDER``. KeOps calls run under :func:`torch.compiler.disable`
 (LazyTensor code does not trace, refs/kernels.md §1.4). float16 / bfloat16 inputs are
 computed in float32 (KeOps has no half precision on CPU) and the result is cast back.
+A forward KeOps call that fails (a formula that does not compile, or a truncated ``.so`` left
+by an interrupted compile) gives one warning, disables KeOps for the process and falls back
+to chunked; a failure while compiling a gradient formula in the backward pass still raises
+(delete the build folder to recover from a corrupted cache).
 """
 
 from __future__ import annotations
@@ -313,7 +317,14 @@ def reduce_pairs(
     elif chosen == "chunked":
         out = _reduce_chunked(manifold, fx, fy, term, reduction, w, k, _memory_budget(memory_budget))
     else:
-        out = _reduce_keops(manifold, fx, fy, term, reduction, w, k)
+        try:
+            out = _reduce_keops(manifold, fx, fy, term, reduction, w, k)
+        except (ImportError, OSError, RuntimeError) as e:
+            # a formula that fails to compile or load (e.g. a truncated .so left by an
+            # interrupted compile) disables KeOps for the process: one warning, then chunked
+            _KEOPS_STATE[fx.device.type] = (False, f"a KeOps reduction failed ({type(e).__name__}: {e})")
+            warnings.warn(f"KeOps reduction failed ({type(e).__name__}: {e}); using the chunked torch backend from now on", RuntimeWarning, stacklevel=2)
+            out = _reduce_chunked(manifold, fx, fy, term, reduction, w, k, _memory_budget(memory_budget))
     if reduction == "argkmin":
         return out.long()
     if not (reduction == "sum" and w is not None and w.dim() == len(batch) + 2):

@@ -679,3 +679,19 @@ def test_stereographic_positive_curvature_antipodes_have_finite_gradients():
     assert float(M.dist(x, anti)) == pytest.approx(math.pi / math.sqrt(0.7), rel=1e-9)
     (g,) = torch.autograd.grad(kernels.kernel_sum(M, x, anti, bandwidth=0.7, backend="chunked").sum(), x)
     assert torch.isfinite(g).all()
+
+
+def test_keops_call_failure_falls_back_to_chunked(monkeypatch):
+    """A KeOps reduction that raises (e.g. a corrupted build cache) warns once and falls back."""
+    S = Sphere(2)
+    x = S.random(30, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def broken(*args, **kwargs):
+        raise ImportError("pykeops_cpp_deadbeef: file too short")
+
+    monkeypatch.setitem(_backend._KEOPS_STATE, "cpu", (True, "ok"))
+    monkeypatch.setattr(_backend, "_reduce_keops", broken)
+    with pytest.warns(RuntimeWarning, match="file too short"):
+        out = kernels.kernel_sum(S, x, x, bandwidth=0.5, backend="keops")
+    torch.testing.assert_close(out, kernels.kernel_sum(S, x, x, bandwidth=0.5, backend="dense"))
+    assert _backend._KEOPS_STATE["cpu"][0] is False
