@@ -73,7 +73,7 @@ def train(x_train, steps, width, depth, batch, lr, seed, log_every=500):
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.mul_(d).add_(pm, alpha=1 - d)
         if step % log_every == 0 or step == steps:
-            print(f"step {step:6d}  loss {float(loss):.4f}", flush=True)
+            print(f"step {step:6d}  loss {float(loss.detach()):.4f}", flush=True)
     return ema.eval()
 
 

@@ -70,8 +70,9 @@ class SO3WrappedNormalMixture:
     ``1/√τ_k`` applied to geomstats' ``random_normal_tangent``, which projects an ambient standard
     normal 3×3 matrix onto the skew matrices — each rotation-vector component then has variance
     ½. Hence ``s_k = 1/√(2 τ_k)`` (≈ 0.071 rad). (With this convention the oracle log-likelihood
-    is about 0.94 / 0.25 / −0.45 for K = 16 / 32 / 64 at seed 0 (w.r.t. the volume 8π²), just
-    above RSGM's published model values 0.89 / 0.20 / −0.49; the ½ is our reading of geomstats.)
+    is 0.90±0.04 / 0.24±0.03 / −0.46±0.01 for K = 16 / 32 / 64 over seeds 0–4 (10⁴ test samples
+    each, w.r.t. the volume 8π²; ``benchmarks/bench_earth.py --so3 --methods oracle``), just above
+    RSGM's published model values 0.89 / 0.20 / −0.49; the ½ is our reading of geomstats.)
 
     Density w.r.t. the Riemannian volume (total ``8π²``): the preimages of a rotation of angle
     ``θ ∈ [0, π]`` about axis ``n`` are ``ω = (θ + 2πj) n``, ``j ∈ Z``, and the volume change of
