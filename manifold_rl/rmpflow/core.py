@@ -31,8 +31,9 @@ Example::
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.autograd.forward_ad as fwAD
@@ -54,9 +55,40 @@ __all__ = [
     "natural_to_canonical",
     "canonical_to_natural",
     "check_state",
+    "evaluation_cache",
+    "scope_cache",
 ]
 
 JACOBIAN_MODES = ("analytic", "forward", "fd")
+
+# Per-evaluation cache (one dict per :class:`evaluation_cache` scope; ``None`` outside any scope).
+_EVAL_SCOPE: "contextvars.ContextVar[Optional[Dict]]" = contextvars.ContextVar("rmpflow_evaluation_cache", default=None)
+
+
+class evaluation_cache:
+    """Context manager opening a per-evaluation cache (used by :meth:`RMPFlow.pushforward`).
+
+    Inside the scope, task maps may share intermediate results (e.g. the Franka maps share one
+    forward-kinematics pass for the same ``q`` tensor) through :func:`scope_cache`. Entries are keyed
+    on tensor identity and version counter (an in-place change of the input invalidates them), and
+    are dropped when the outermost scope exits, so no autograd graph is reused across evaluations.
+    Nested scopes share the outer cache.
+    """
+
+    def __enter__(self):
+        cur = _EVAL_SCOPE.get()
+        self._token = _EVAL_SCOPE.set({}) if cur is None else None
+        return _EVAL_SCOPE.get()
+
+    def __exit__(self, *exc):
+        if self._token is not None:
+            _EVAL_SCOPE.reset(self._token)
+        return False
+
+
+def scope_cache() -> Optional[Dict]:
+    """The current :class:`evaluation_cache` dict, or ``None`` outside any scope."""
+    return _EVAL_SCOPE.get()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -517,6 +549,22 @@ class Leaf(nn.Module):
     def forward(self, x: Tensor, xd: Tensor) -> Tuple[Tensor, Tensor]:
         return self.natural(x, xd)
 
+    def natural_diag(self, x: Tensor, xd: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
+        """Optional fast path for leaves whose metric is diagonal: ``(f (B, m), diag M (B, m))``.
+
+        Returns ``None`` (the default) when not supported; :meth:`RMPFlow.pullback` then uses
+        :meth:`forward`. Implementations must equal ``forward`` (``M = diag_embed(m)``) and return
+        ``None`` when a subclass overrides ``forward`` / ``natural`` / ``canonical`` (see
+        :func:`_diag_fast_path_ok`).
+        """
+        return None
+
+
+def _diag_fast_path_ok(leaf: nn.Module, cls: type) -> bool:
+    """True when ``leaf``'s ``forward``/``natural``/``canonical`` are those of ``cls`` (no subclass override)."""
+    t = type(leaf)
+    return t is cls or all(getattr(t, nm) is getattr(cls, nm) for nm in ("forward", "natural", "canonical"))
+
 
 class RMPNode(nn.Module):
     """A node of the RMP tree: a task space reached from its parent by ``task_map``.
@@ -635,11 +683,12 @@ class RMPFlow(nn.Module):
         nodes, parents = self._topology()
         outs: List[Optional[TaskMapOutput]] = [None]
         states = [(q, qd)]
-        for nd, p in zip(nodes[1:], parents[1:]):
-            xp, xdp = states[p]
-            o = nd.task_map._evaluate(xp, xdp, nd.task_map.jacobian_mode)
-            outs.append(o)
-            states.append((o.x, o.xd))
+        with evaluation_cache():
+            for nd, p in zip(nodes[1:], parents[1:]):
+                xp, xdp = states[p]
+                o = nd.task_map._evaluate(xp, xdp, nd.task_map.jacobian_mode)
+                outs.append(o)
+                states.append((o.x, o.xd))
         return FlowState(nodes, outs, states, parents)
 
     def pullback(self, state: FlowState) -> Tuple[Tensor, Tensor]:
@@ -685,6 +734,10 @@ class RMPFlow(nn.Module):
         tot: List[Optional[Tuple[Tensor, Tensor]]] = [None] * len(nodes)
         f_root: Optional[Tensor] = None
         M_root: Optional[Tensor] = None
+        # nodes whose leaves all have diagonal metrics: rows stacked and pulled back in one product
+        diag_J: List[Tensor] = []
+        diag_m: List[Tensor] = []
+        diag_f: List[Tensor] = []
         for i, nd in enumerate(nodes):
             if not need[i]:
                 continue
@@ -695,14 +748,37 @@ class RMPFlow(nn.Module):
             if len(nd.leaves) == 0:
                 continue
             x, xd = states[i]
-            f = M = None
+            f = M = m = None
             for leaf in nd.leaves:
-                fl, Ml = leaf(x, xd)
-                f, M = (fl, Ml) if f is None else (f + fl, M + Ml)
+                r = leaf.natural_diag(x, xd) if isinstance(leaf, Leaf) else None
+                if r is not None:
+                    fl, ml = r
+                    m = ml if m is None else m + ml
+                else:
+                    fl, Ml = leaf(x, xd)
+                    M = Ml if M is None else M + Ml
+                f = fl if f is None else f + fl
             if i > 0:
                 J, jd = tot[i]
+                if M is None:
+                    diag_J.append(J)
+                    diag_m.append(m)
+                    diag_f.append(f - m * jd)
+                    continue
+                if m is not None:
+                    M = M + torch.diag_embed(m)
                 f = _mtv(J, f - _mv(M, jd))
                 M = J.transpose(1, 2) @ M @ J
+            elif m is not None:
+                M = torch.diag_embed(m) if M is None else M + torch.diag_embed(m)
+            f_root = f if f_root is None else f_root + f
+            M_root = M if M_root is None else M_root + M
+        if diag_J:
+            J = diag_J[0] if len(diag_J) == 1 else torch.cat(diag_J, 1)  # (B, Σm, n)
+            m = diag_m[0] if len(diag_m) == 1 else torch.cat(diag_m, 1)
+            fc = diag_f[0] if len(diag_f) == 1 else torch.cat(diag_f, 1)
+            f = _mtv(J, fc)
+            M = (J * m.unsqueeze(-1)).transpose(1, 2) @ J
             f_root = f if f_root is None else f_root + f
             M_root = M if M_root is None else M_root + M
         if f_root is None:

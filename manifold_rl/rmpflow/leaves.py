@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from manifolds.lie import hat, so3_log, vee
 
-from .core import AffineMap, Leaf, TaskMap, check_state
+from .core import AffineMap, Leaf, TaskMap, _diag_fast_path_ok, check_state
 from .gds import GDSLeaf
 
 __all__ = [
@@ -244,24 +244,33 @@ class CollisionAvoidance(GDSLeaf):
         k = 0.5 if conv == "paper" else 1.0
         return _diag(k * xd * w * du), 0.5 * xd * xd * u * dw
 
+    def _fused(self, x, xd):
+        check_state(x, xd, self.dim, what=type(self).__name__)
+        p = self.params
+        w, dw = self._w(x)
+        u, du = self._u(xd)
+        g = w * u
+        f = -p.alpha * w * dw - p.eta * g * xd
+        m = g
+        if self.curvature_convention == "paper":
+            f = f - 0.5 * xd * xd * u * dw
+            m = g + 0.5 * xd * w * du
+        return f.clamp(-p.force_clip, p.force_clip), m.clamp(-p.metric_clip, p.metric_clip)
+
     def natural(self, x, xd):
         """Fused element-wise ``[f, M]`` (gtrll formulas), clipped."""
         if self.curvature_convention == "hgrmpflow":
             f, M = super().natural(x, xd)
-        else:
-            check_state(x, xd, self.dim, what=type(self).__name__)
             p = self.params
-            w, dw = self._w(x)
-            u, du = self._u(xd)
-            g = w * u
-            f = -p.alpha * w * dw - p.eta * g * xd
-            m = g
-            if self.curvature_convention == "paper":
-                f = f - 0.5 * xd * xd * u * dw
-                m = g + 0.5 * xd * w * du
-            f, M = f, _diag(m)
-        p = self.params
-        return f.clamp(-p.force_clip, p.force_clip), M.clamp(-p.metric_clip, p.metric_clip)
+            return f.clamp(-p.force_clip, p.force_clip), M.clamp(-p.metric_clip, p.metric_clip)
+        f, m = self._fused(x, xd)
+        return f, _diag(m)
+
+    def natural_diag(self, x, xd):
+        """``(f, diag M)`` (B, m) each; the same values as :meth:`natural` (``None`` for ``"hgrmpflow"``)."""
+        if self.curvature_convention == "hgrmpflow" or not _diag_fast_path_ok(self, CollisionAvoidance):
+            return None
+        return self._fused(x, xd)
 
 
 @dataclass
@@ -485,13 +494,24 @@ class JointLimitRMP(Leaf):
                         accel_potential_exploder_length_scale=p.accel_potential_exploder_length_scale,
                         accel_potential_exploder_eps=p.accel_potential_exploder_eps)
 
-    def canonical(self, x, xd):
+    def _am(self, x, xd):
         check_state(x, xd, self.dim, "JointLimitRMP")
         p = self.params
         x = x.clamp_min(0.0)
         m = (1 - torch.sigmoid(xd / p.metric_velocity_gate_length_scale)) * p.metric_scalar / (x / p.metric_length_scale + p.metric_exploder_eps)
         a = p.accel_potential_gain / ((x / p.accel_potential_exploder_length_scale) ** 2 + p.accel_potential_exploder_eps) - p.accel_damper_gain * xd
+        return a, m
+
+    def canonical(self, x, xd):
+        a, m = self._am(x, xd)
         return a, _diag(m)
+
+    def natural_diag(self, x, xd):
+        """``(f = m a, m)`` with the diagonal metric ``m`` (B, m); equals :meth:`natural`."""
+        if not _diag_fast_path_ok(self, JointLimitRMP):
+            return None
+        a, m = self._am(x, xd)
+        return m * a, m
 
 
 @dataclass
@@ -525,7 +545,7 @@ class JointVelocityCapRMP(Leaf):
         if not p.max_velocity > p.velocity_damping_region:
             raise ValueError("JointVelocityCapRMP: need max_velocity > velocity_damping_region")
 
-    def canonical(self, x, xd):
+    def _am(self, x, xd):
         check_state(x, xd, self.dim, "JointVelocityCapRMP")
         p = self.params
         vr = p.velocity_damping_region
@@ -533,10 +553,21 @@ class JointVelocityCapRMP(Leaf):
         delta = xd.abs() - c
         active = delta > 0
         a = -(p.damping_gain * delta).abs() * torch.sign(xd)
-        r = torch.minimum(delta, torch.full_like(delta, vr - 1e-6)) / vr
+        r = delta.clamp_max(vr - 1e-6) / vr
         m = p.metric_weight / (1 - r * r)
         zero = torch.zeros_like(xd)
-        return torch.where(active, a, zero), _diag(torch.where(active, m, zero))
+        return torch.where(active, a, zero), torch.where(active, m, zero)
+
+    def canonical(self, x, xd):
+        a, m = self._am(x, xd)
+        return a, _diag(m)
+
+    def natural_diag(self, x, xd):
+        """``(f = m a, m)`` with the diagonal metric ``m`` (B, m); equals :meth:`natural`."""
+        if not _diag_fast_path_ok(self, JointVelocityCapRMP):
+            return None
+        a, m = self._am(x, xd)
+        return m * a, m
 
 
 @dataclass
@@ -642,16 +673,27 @@ class CollisionRMP(Leaf):
                         repulsion_std_dev=p.repulsion_std_dev, metric_modulation_radius=p.metric_modulation_radius,
                         metric_exploder_std_dev=p.metric_exploder_std_dev, metric_exploder_eps=p.metric_exploder_eps)
 
-    def canonical(self, x, xd):
+    def _am(self, x, xd):
         check_state(x, xd, self.dim, "CollisionRMP")
         p = self.params
         x = (x - p.margin).clamp_min(0.0)
         r = p.metric_modulation_radius
-        gate = torch.where(x <= r, (1 - x / r) ** 2, torch.zeros_like(x))
-        s = torch.sigmoid(xd / p.damping_velocity_gate_length_scale)
-        m = (1 - s) * p.metric_scalar / (x / p.metric_exploder_std_dev + p.metric_exploder_eps) * gate
-        a = p.repulsion_gain * torch.exp(-x / p.repulsion_std_dev) - (1 - s) * p.damping_gain * xd / (x / p.damping_std_dev + p.damping_robustness_eps)
+        gate = (1 - x / r).clamp_min(0.0) ** 2  # = (1 − x/r)² for x ≤ r, else 0
+        s1 = 1 - torch.sigmoid(xd / p.damping_velocity_gate_length_scale)
+        m = s1 * p.metric_scalar / (x / p.metric_exploder_std_dev + p.metric_exploder_eps) * gate
+        a = p.repulsion_gain * torch.exp(-x / p.repulsion_std_dev) - s1 * p.damping_gain * xd / (x / p.damping_std_dev + p.damping_robustness_eps)
+        return a, m
+
+    def canonical(self, x, xd):
+        a, m = self._am(x, xd)
         return a, _diag(m)
+
+    def natural_diag(self, x, xd):
+        """``(f = m a, m)`` with the diagonal metric ``m`` (B, m); equals :meth:`natural`."""
+        if not _diag_fast_path_ok(self, CollisionRMP):
+            return None
+        a, m = self._am(x, xd)
+        return m * a, m
 
 
 @dataclass

@@ -339,7 +339,19 @@ class ObstacleDistanceMap(TaskMap):
             return super()._evaluate(x, xd, mode)
         B, K, D = x.shape[0], self.num_points, self.obstacle.dim
         phi, g, hv = self.obstacle.sdf_derivatives(x.reshape(B, K, D), xd.reshape(B, K, D))
-        eye = torch.eye(K, dtype=x.dtype, device=x.device)
-        J = (eye.unsqueeze(0).unsqueeze(-1) * g.unsqueeze(2)).reshape(B, K, K * D)
+        J = torch.diag_embed(g.transpose(1, 2)).permute(0, 2, 3, 1).reshape(B, K, K * D)  # J[b, k, k·D + i] = g[b, k, i]
         d = phi - self.radii.to(x)
-        return TaskMapOutput(d, (g * xd.reshape(B, K, D)).sum(-1), J, hv)
+        out = TaskMapOutput(d, (g * xd.reshape(B, K, D)).sum(-1), J, hv)
+        out.row_grad = g  # (B, K, D): the non-zero blocks of J, used by compose_total
+        return out
+
+    def compose_total(self, out, J_parent, jd_parent):
+        """Block-diagonal ``J`` times the parent's total Jacobian without forming the product:
+        ``(J J_p)[k] = ∇φ(x_k)ᵀ J_p[k]`` (``(B, K, D) × (B, K, D, n)``), same for the curvature."""
+        g = getattr(out, "row_grad", None)
+        if J_parent is None or g is None:
+            return super().compose_total(out, J_parent, jd_parent)
+        B, K, D = g.shape
+        Jt = (g.unsqueeze(-2) @ J_parent.reshape(B, K, D, -1)).squeeze(-2)  # (B, K, n)
+        jd = (g * jd_parent.reshape(B, K, D)).sum(-1) + out.Jdot_qd
+        return Jt, jd

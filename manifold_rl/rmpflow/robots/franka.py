@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from ..core import TaskMap, TaskMapOutput
+from ..core import TaskMap, TaskMapOutput, scope_cache
 
 __all__ = [
     "FRANKA_DH_A",
@@ -115,6 +116,37 @@ def _check_q(q: Tensor, n: int, what: str) -> None:
         raise ValueError(f"{what}: expected a floating tensor of shape (B, {n}), got {shape}")
 
 
+@lru_cache(maxsize=16)
+def _fk_constants(dtype: torch.dtype, device: torch.device) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Constant parts of ``T_i = RotX(α_i) TransX(a_i) · RotZ(θ_i) TransZ(d_i)`` (memoised per dtype/device).
+
+    ``RotZ(θ) TransZ(d) = C + cos θ · E_c + sin θ · E_s`` (``C`` holds the ``z`` row and ``d``), so
+    ``T_i = A_i C_i + cos θ_i · A_i E_c + sin θ_i · A_i E_s`` with ``A_i = RotX(α_i) TransX(a_i)``.
+    Returns ``(AC (7, 4, 4), AEc (7, 4, 4), AEs (7, 4, 4), T_flange (4, 4))`` (rows 1…7; row 8 has θ = 0).
+    """
+    a = torch.tensor(FRANKA_DH_A, dtype=torch.float64)
+    d = torch.tensor(FRANKA_DH_D, dtype=torch.float64)
+    al = torch.tensor(FRANKA_DH_ALPHA, dtype=torch.float64)
+    ca, sa = torch.cos(al), torch.sin(al)
+    A = torch.zeros(8, 4, 4, dtype=torch.float64)
+    A[:, 0, 0] = 1.0
+    A[:, 0, 3] = a
+    A[:, 1, 1], A[:, 1, 2] = ca, -sa
+    A[:, 2, 1], A[:, 2, 2] = sa, ca
+    A[:, 3, 3] = 1.0
+    C = torch.zeros(8, 4, 4, dtype=torch.float64)
+    C[:, 2, 2] = 1.0
+    C[:, 2, 3] = d
+    C[:, 3, 3] = 1.0
+    Ec = torch.zeros(4, 4, dtype=torch.float64)
+    Ec[0, 0] = Ec[1, 1] = 1.0
+    Es = torch.zeros(4, 4, dtype=torch.float64)
+    Es[0, 1], Es[1, 0] = -1.0, 1.0
+    AC, AEc, AEs = A @ C, A @ Ec, A @ Es
+    flange = AC[7] + AEc[7]
+    return tuple(t.to(dtype=dtype, device=device) for t in (AC[:7], AEc[:7], AEs[:7], flange))
+
+
 def franka_fk(q: Tensor) -> Tensor:
     """World poses of the Panda link frames 1…8 (8 = flange) from the modified-DH table.
 
@@ -128,28 +160,69 @@ def franka_fk(q: Tensor) -> Tensor:
         ValueError: ``q`` is not a floating ``(B, 7)`` tensor.
     """
     _check_q(q, 7, "franka_fk")
-    B = q.shape[0]
-    a, d, al = _table(q.dtype, q.device)
-    th = torch.cat([q, q.new_zeros(B, 1)], dim=1)  # (B, 8)
-    ct, st = torch.cos(th), torch.sin(th)
-    ca, sa = torch.cos(al).expand(B, 8), torch.sin(al).expand(B, 8)
-    z, o = torch.zeros_like(ct), torch.ones_like(ct)
-    aa, dd = a.expand(B, 8), d.expand(B, 8)
-    # Craig's T = RotX(α) TransX(a) RotZ(θ) TransZ(d)
-    rows = [
-        torch.stack([ct, -st, z, aa], -1),
-        torch.stack([st * ca, ct * ca, -sa, -sa * dd], -1),
-        torch.stack([st * sa, ct * sa, ca, ca * dd], -1),
-        torch.stack([z, z, z, o], -1),
-    ]
-    Tl = torch.stack(rows, -2)  # (B, 8, 4, 4)
+    AC, AEc, AEs, flange = _fk_constants(q.dtype, q.device)
+    # Craig's T = RotX(α) TransX(a) RotZ(θ) TransZ(d), as constant parts times cos θ / sin θ
+    Tl = AC + torch.cos(q)[..., None, None] * AEc + torch.sin(q)[..., None, None] * AEs  # (B, 7, 4, 4)
     frames = []
     T = Tl[:, 0]
     frames.append(T)
-    for i in range(1, 8):
+    for i in range(1, 7):
         T = T @ Tl[:, i]
         frames.append(T)
+    frames.append(T @ flange)
     return torch.stack(frames, 1)
+
+
+def _chain(fk, q: Tensor, qd: Optional[Tensor], n: int) -> dict:
+    """Joint-level kinematic quantities shared by all point / orientation maps of one chain.
+
+    Cached per :func:`~manifold_rl.rmpflow.core.scope_cache` scope (one :meth:`RMPFlow.pushforward`)
+    on the identity and version of ``q`` (and ``qd``), so the control-point, end-effector and
+    orientation maps share one forward-kinematics pass. Keys: ``allf (B, F+1, 4, 4)`` (index L = link L,
+    0 = base identity), ``z, o, zo = z × o`` ``(B, n, 3)``; with ``qd``: ``P (B, n+1, 5, 3)`` the prefix
+    sums ``Σ_{j<L} q̇_j [ż_j, ż_j × o_j, z_j, z_j × ȯ_j, z_j × o_j]`` (row L), see :func:`point_kinematics`.
+    """
+    cache = scope_cache()
+    key = ("chain", id(fk), id(q), id(qd) if qd is not None else None)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None and hit[0] is q and hit[1] == q._version and hit[2] is qd and (
+                qd is None or hit[3] == qd._version):
+            return hit[4]
+        if qd is not None:  # reuse the position part computed for the same q
+            base = cache.get(("chain", id(fk), id(q), None))
+            if base is not None and base[0] is q and base[1] == q._version:
+                ch = dict(base[4])
+                _chain_velocity(ch, qd, n)
+                cache[key] = (q, q._version, qd, qd._version, ch)
+                return ch
+    frames = fk(q)
+    B = q.shape[0]
+    eye = torch.eye(4, dtype=frames.dtype, device=frames.device).expand(B, 1, 4, 4)
+    allf = torch.cat([eye, frames], 1)
+    z = frames[:, :n, :3, 2]
+    o = frames[:, :n, :3, 3]
+    ch = {"allf": allf, "z": z, "o": o, "zo": torch.linalg.cross(z, o)}
+    if qd is not None:
+        _chain_velocity(ch, qd, n)
+    if cache is not None:
+        cache[key] = (q, q._version, qd, None if qd is None else qd._version, ch)
+    return ch
+
+
+def _chain_velocity(ch: dict, qd: Tensor, n: int) -> None:
+    z, o, zo = ch["z"], ch["o"], ch["zo"]
+    qdu = qd.unsqueeze(-1)
+    zq = z * qdu  # (B, n, 3)
+    w = torch.cumsum(zq, 1)  # ω_j = Σ_{i≤j} z_i q̇_i
+    zdot = torch.linalg.cross(w, z)
+    zoq = zo * qdu
+    # ȯ_j = Σ_{i<j} q̇_i z_i × (o_j − o_i)
+    odot = torch.linalg.cross(w - zq, o) - (torch.cumsum(zoq, 1) - zoq)
+    zdq = zdot * qdu
+    X = torch.stack([zdq, torch.linalg.cross(zdq, o), zq, torch.linalg.cross(zq, odot), zoq], 2)  # (B, n, 5, 3)
+    P = torch.cumsum(X, 1)
+    ch["P"] = torch.cat([torch.zeros_like(P[:, :1]), P], 1)  # (B, n+1, 5, 3), row L = Σ_{j<L}
 
 
 def point_kinematics(frames: Tensor, links: Tensor, offsets: Tensor, n: int, qd: Optional[Tensor] = None,
@@ -301,8 +374,48 @@ class LinkPointMap(TaskMap):
     def _evaluate(self, q, qd, mode):
         if mode != "analytic":
             return super()._evaluate(q, qd, mode)
-        x, J, jd = self._all(q, qd)
-        return TaskMapOutput(x, torch.einsum("bmn,bn->bm", J, qd), J, jd)
+        return self._fast(q, qd)
+
+    def _fast(self, q, qd):
+        """Analytic ψ, J q̇, J, J̇ q̇ from the shared chain quantities (:func:`_chain`), using prefix sums:
+        with ``A, B', C, D, E`` the sums ``Σ_{j<L} q̇_j [ż_j, ż_j × o_j, z_j, z_j × ȯ_j, z_j × o_j]``,
+        ``ṗ = C × p − E`` and ``J̇q̇ = A × p − B' + C × ṗ − D`` (the formulas of :func:`point_kinematics`
+        with the sums over joints factored out)."""
+        B, n = q.shape
+        ch = _chain(self.fk, q, qd, n)
+        links = self.links
+        if links.device != q.device:
+            links = links.to(q.device)
+        Tk = ch["allf"].index_select(1, links)  # (B, K, 4, 4)
+        off = self.offsets
+        if off.dtype != q.dtype or off.device != q.device:
+            off = off.to(q.device, q.dtype)
+        p = (Tk[..., :3, :3] @ off.unsqueeze(-1)).squeeze(-1) + Tk[..., :3, 3]  # (B, K, 3)
+        mask = self._mask(n, q)  # (K, n, 1)
+        Jc = (torch.linalg.cross(ch["z"].unsqueeze(1), p.unsqueeze(2), dim=-1) - ch["zo"].unsqueeze(1)) * mask  # (B, K, n, 3)
+        J = Jc.transpose(-1, -2).reshape(B, -1, n)
+        Pk = ch["P"].index_select(1, self._prefix_index(n, q.device))  # (B, K, 5, 3)
+        A, Bp, C, D, E = Pk.unbind(2)
+        pdot = torch.linalg.cross(C, p, dim=-1) - E
+        jd = torch.linalg.cross(A, p, dim=-1) - Bp + torch.linalg.cross(C, pdot, dim=-1) - D
+        return TaskMapOutput(p.reshape(B, -1), pdot.reshape(B, -1), J, jd.reshape(B, -1))
+
+    def _mask(self, n, like):
+        key = (n, like.dtype, like.device)
+        c = self.__dict__.get("_mask_cache")
+        if c is None or c[0] != key:
+            links = self.links.to(like.device)
+            m = (torch.arange(n, device=like.device).unsqueeze(0) < links.unsqueeze(1)).to(like.dtype).unsqueeze(-1)
+            c = (key, m)
+            self.__dict__["_mask_cache"] = c
+        return c[1]
+
+    def _prefix_index(self, n, device):
+        c = self.__dict__.get("_pidx_cache")
+        if c is None or c[0] != (n, device):
+            c = ((n, device), self.links.to(device).clamp_max(n))
+            self.__dict__["_pidx_cache"] = c
+        return c[1]
 
 
 class LinkOrientationMap(TaskMap):
@@ -348,8 +461,38 @@ class LinkOrientationMap(TaskMap):
     def _evaluate(self, q, qd, mode):
         if mode != "analytic":
             return super()._evaluate(q, qd, mode)
-        x, J, jd = self._all(q, qd)
-        return TaskMapOutput(x, torch.einsum("bmn,bn->bm", J, qd), J, jd)
+        if self.link == 0:
+            x, J, jd = self._all(q, qd)
+            return TaskMapOutput(x, torch.einsum("bmn,bn->bm", J, qd), J, jd)
+        return self._fast(q, qd)
+
+    def _fast(self, q, qd):
+        """Analytic evaluation from the shared chain quantities (:func:`_chain`): with
+        ``ω = Σ_{j<L} z_j q̇_j`` and ``α = Σ_{j<L} q̇_j ż_j`` (prefix sums), column ``c`` of ``R`` has
+        ``ṙ_c = ω × r_c`` and ``J̇q̇ = α × r_c + ω × (ω × r_c)``; ``J_j = z_j × r_c`` for ``j < L``."""
+        B, n = q.shape
+        ch = _chain(self.fk, q, qd, n)
+        L = self.link
+        R_off = self.R_off
+        if R_off.dtype != q.dtype or R_off.device != q.device:
+            R_off = R_off.to(q.device, q.dtype)
+        R = ch["allf"][:, L, :3, :3] @ R_off  # (B, 3, 3)
+        cols = R.transpose(1, 2)  # (B, c, a)
+        if self.axis is not None:
+            cols = cols[:, self.axis:self.axis + 1]
+        nj = min(L, n)
+        zL = ch["z"][:, :nj]
+        dR = torch.linalg.cross(zL.unsqueeze(1), cols.unsqueeze(2), dim=-1)  # (B, c, j, a)
+        if nj < n:
+            dR = torch.cat([dR, dR.new_zeros(B, dR.shape[1], n - nj, 3)], 2)
+        PL = ch["P"][:, nj]  # (B, 5, 3)
+        alpha, om = PL[:, 0].unsqueeze(1), PL[:, 2].unsqueeze(1)
+        rdot = torch.linalg.cross(om.expand_as(cols), cols, dim=-1)
+        ac = torch.linalg.cross(alpha.expand_as(cols), cols, dim=-1) + torch.linalg.cross(om.expand_as(cols), rdot, dim=-1)
+        if self.axis is not None:
+            return TaskMapOutput(cols[:, 0], rdot[:, 0], dR[:, 0].transpose(1, 2), ac[:, 0])
+        J = dR.permute(0, 3, 1, 2).reshape(B, 9, n)
+        return TaskMapOutput(R.reshape(B, 9), rdot.transpose(1, 2).reshape(B, 9), J, ac.transpose(1, 2).reshape(B, 9))
 
 
 @dataclass
