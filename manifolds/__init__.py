@@ -30,6 +30,7 @@ from .spd import (
 )
 from .optim import RiemannianAdam, RiemannianSGD
 from .stats import frechet_mean, frechet_variance
+from .diffusion import BrownianSDE, dsm_loss, heat_kernel_log_prob, heat_kernel_score, sample_heat_kernel
 
 __all__ = [
     "Manifold",
@@ -61,4 +62,9 @@ __all__ = [
     "RiemannianSGD",
     "frechet_mean",
     "frechet_variance",
+    "BrownianSDE",
+    "dsm_loss",
+    "heat_kernel_log_prob",
+    "heat_kernel_score",
+    "sample_heat_kernel",
 ]

@@ -19,9 +19,18 @@ from manifolds.diffusion import (
     ssm_loss,
     varadhan_score,
 )
-from manifolds.flow_matching import ProjectToTangent
+from manifolds.flow_matching import ProjectToTangent, RiemannianODESolver
 
 D = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: these tests run many small ops, where thread hand-offs dominate on a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 S0, T_END, T_MIN = 0.2, 2.0, 0.01  # data = heat kernel at time S0: p_t = heat kernel at S0 + t (exact score known)
 
 CASES = {
@@ -57,14 +66,14 @@ def _batch(M, ref, n):
 def test_reverse_sde_with_exact_score_recovers_data_moment(name):
     M, ref = CASES[name]
     g = torch.Generator().manual_seed(0)
-    N = 1500
+    N = 1000
     x_T = sample_heat_kernel(M, _batch(M, ref, N), S0 + T_END, generator=g)
-    x = reverse_sde_sample(M, _exact_score(M, ref), x_T, T=T_END, t_min=T_MIN, n_steps=40, generator=g)
+    x = reverse_sde_sample(M, _exact_score(M, ref), x_T, T=T_END, t_min=T_MIN, n_steps=30, generator=g)
     assert M.check_point(x)[0]
     stat, mean = _moment(M, ref, x)
     start, _ = _moment(M, ref, x_T)
-    # MC std <= 0.01; Euler–Maruyama bias O(h) measured ~0.005 at 100 steps
-    assert abs(stat - mean(S0 + T_MIN)) < 0.03
+    # MC std <= 0.018 (N = 1000); geodesic Euler–Maruyama bias O(h) (measured ~0.01 at 100 steps on SO(3))
+    assert abs(stat - mean(S0 + T_MIN)) < 0.06
     assert abs(start - mean(S0 + T_MIN)) > 0.2  # the sampler had work to do
 
 
@@ -72,28 +81,44 @@ def test_reverse_sde_with_exact_score_recovers_data_moment(name):
 def test_probability_flow_with_exact_score_recovers_data_moment(name):
     M, ref = CASES[name]
     g = torch.Generator().manual_seed(1)
-    N = 1500
+    N = 1000
     x_T = sample_heat_kernel(M, _batch(M, ref, N), S0 + T_END, generator=g)
     x = probability_flow_sample(M, _exact_score(M, ref), x_T, T=T_END, t_min=T_MIN, n_steps=10)
     stat, mean = _moment(M, ref, x)
-    assert abs(stat - mean(S0 + T_MIN)) < 0.02
+    assert abs(stat - mean(S0 + T_MIN)) < 0.05  # MC std <= 0.018
 
 
-@pytest.mark.parametrize("name", list(CASES))
+LL_CASES = {
+    # on S³ the WKB score (method="varadhan") is the exact heat-kernel score up to images of
+    # relative weight < e^-13 here (tests/test_heat_kernel.py::test_s3_series_equals_closed_form);
+    # it keeps the K = 4 forward-mode jvps of the divergence out of the Gegenbauer recurrence
+    "sphere3": (Sphere(3), torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=D), {"method": "varadhan"}),
+    "torus": (CASES["torus"][0], CASES["torus"][1], {}),
+    "so3": (CASES["so3"][0], CASES["so3"][1], {}),
+}
+
+
+@pytest.mark.parametrize("name", list(LL_CASES))
 def test_probability_flow_log_likelihood_equals_heat_kernel(name):
     """PF-ODE change of variables with the exact score and the exact prior reproduces log p_{t_min}."""
-    M, ref = CASES[name]
+    M, ref, kw = LL_CASES[name]
     g = torch.Generator().manual_seed(2)
-    x = sample_heat_kernel(M, _batch(M, ref, 6), S0 + T_MIN, generator=g)
+    x = sample_heat_kernel(M, _batch(M, ref, 4), S0 + T_MIN, generator=g)
+    T = 0.5  # short horizon: every step costs K jvps through the heat-kernel score
+
+    def score(y, t):
+        return heat_kernel_score(M, y, ref.expand_as(y), S0 + t, **kw)
 
     def prior(y):
-        return heat_kernel_log_prob(M, y, ref.expand_as(y), S0 + T_END)
+        return heat_kernel_log_prob(M, y, ref.expand_as(y), S0 + T)
 
     lp, x_T = probability_flow_log_likelihood(
-        M, _exact_score(M, ref), x, T=T_END, t_min=T_MIN, prior_log_prob=prior, method="rk4", options={"step_size": 0.04}
+        M, score, x, T=T, t_min=T_MIN, prior_log_prob=prior, method="rk4", options={"step_size": 0.1}
     )
     true = heat_kernel_log_prob(M, x, ref.expand_as(x), S0 + T_MIN)
     assert (lp - true).abs().max() < 5e-3
+    # without the divergence term the answer would be off by far more than the tolerance
+    assert (prior(x_T) - true).abs().max() > 0.05
     assert M.check_point(x_T)[0]
 
 
@@ -101,13 +126,11 @@ def test_probability_flow_velocity_sign():
     """dx/dt = −½ ∇log p_t: forward in t the flow spreads the heat kernel (moment decays as e^{-t})."""
     M, ref = CASES["sphere"]
     g = torch.Generator().manual_seed(3)
-    x0 = sample_heat_kernel(M, _batch(M, ref, 1500), S0, generator=g)
+    x0 = sample_heat_kernel(M, _batch(M, ref, 1000), S0, generator=g)
     score = _exact_score(M, ref)
-    x1 = probability_flow_sample(M, lambda x, t: score(x, t), x0, T=1.0, t_min=0.0, n_steps=1) if False else None
-    from manifolds.flow_matching import RiemannianODESolver
-
-    x1 = RiemannianODESolver(M, lambda x, t: -0.5 * score(x, t)).sample(x0, method="rk4", n_steps=10, t0=0.0, t1=1.0)
-    assert x1 is not None and abs(float(x1[:, 2].mean()) - math.exp(-(S0 + 1.0))) < 0.02
+    x1 = RiemannianODESolver(M, lambda x, t: -0.5 * score(x, t)).sample(x0, method="rk4", n_steps=5, t0=0.0, t1=1.0)
+    # E cos θ goes from e^{-0.2} = 0.82 to e^{-1.2} = 0.30 (MC std 0.017); the wrong sign would contract
+    assert abs(float(x1[:, 2].mean()) - math.exp(-(S0 + 1.0))) < 0.07
 
 
 def test_sampler_errors():
@@ -154,7 +177,7 @@ def test_dsm_loss_varadhan_fallback_on_spd_and_hyperbolic_trains():
         assert torch.isfinite(loss) and net.weight.grad is not None and net.weight.grad.abs().sum() > 0
     # the fallback target is Varadhan's log_x(x0)/t
     sde = BrownianSDE(SPD(2))
-    x = SPD(2).random(3, 2, 2, dtype=D) if hasattr(SPD(2), "random") else None
+    x = torch.tensor([[2.0, 0.3], [0.3, 1.0]], dtype=D).expand(3, 2, 2)
     e = torch.eye(2, dtype=D).expand(3, 2, 2)
     assert torch.allclose(sde.marginal_score(x, e, 0.5), varadhan_score(SPD(2), x, e, 0.5))
 
@@ -245,7 +268,7 @@ def test_end_to_end_dsm_training_on_s2_concentrates_samples():
     score = ProjectToTangent(_Net(), M)
     opt = torch.optim.Adam(score.parameters(), lr=3e-3)
     for _ in range(200):
-        data = M.wrapped_normal(pole.expand(256, 3), 0.2, generator=g)  # concentrated at the north pole
+        data = M.wrapped_normal(pole.expand(128, 3), 0.2, generator=g)  # concentrated at the north pole
         loss = dsm_loss(M, score, data, sde, generator=g)
         opt.zero_grad()
         loss.backward()
