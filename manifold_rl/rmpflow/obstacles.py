@@ -303,6 +303,26 @@ def min_clearance(obstacles: Sequence[Obstacle], centers: Tensor, radii) -> Tens
     return sphere_distances(obstacles, centers, radii).flatten(1).min(dim=1).values
 
 
+class _BlockRowOutput(TaskMapOutput):
+    """:class:`TaskMapOutput` whose block-diagonal Jacobian ``J[b, k, k·D + i] = g[b, k, i]`` is formed
+    only when ``.J`` is read (the flow's compose pullback uses ``row_grad = g`` directly)."""
+
+    def __init__(self, x: Tensor, xd: Tensor, g: Tensor, Jdot_qd: Tensor):
+        self.x, self.xd, self.Jdot_qd, self.row_grad = x, xd, Jdot_qd, g
+        self._J: Optional[Tensor] = None
+
+    @property
+    def J(self) -> Tensor:
+        if self._J is None:
+            B, K, D = self.row_grad.shape
+            self._J = torch.diag_embed(self.row_grad.transpose(1, 2)).permute(0, 2, 3, 1).reshape(B, K, K * D)
+        return self._J
+
+    @J.setter
+    def J(self, value: Tensor) -> None:
+        self._J = value
+
+
 class ObstacleDistanceMap(TaskMap):
     """Task map from stacked control points ``(B, D·K)`` to their clearances ``(B, K)`` to one obstacle.
 
@@ -339,11 +359,8 @@ class ObstacleDistanceMap(TaskMap):
             return super()._evaluate(x, xd, mode)
         B, K, D = x.shape[0], self.num_points, self.obstacle.dim
         phi, g, hv = self.obstacle.sdf_derivatives(x.reshape(B, K, D), xd.reshape(B, K, D))
-        J = torch.diag_embed(g.transpose(1, 2)).permute(0, 2, 3, 1).reshape(B, K, K * D)  # J[b, k, k·D + i] = g[b, k, i]
         d = phi - self.radii.to(x)
-        out = TaskMapOutput(d, (g * xd.reshape(B, K, D)).sum(-1), J, hv)
-        out.row_grad = g  # (B, K, D): the non-zero blocks of J, used by compose_total
-        return out
+        return _BlockRowOutput(d, (g * xd.reshape(B, K, D)).sum(-1), g, hv)
 
     def compose_total(self, out, J_parent, jd_parent):
         """Block-diagonal ``J`` times the parent's total Jacobian without forming the product:
@@ -352,6 +369,6 @@ class ObstacleDistanceMap(TaskMap):
         if J_parent is None or g is None:
             return super().compose_total(out, J_parent, jd_parent)
         B, K, D = g.shape
-        Jt = (g.unsqueeze(-2) @ J_parent.reshape(B, K, D, -1)).squeeze(-2)  # (B, K, n)
+        Jt = (g.unsqueeze(-1) * J_parent.reshape(B, K, D, -1)).sum(2)  # (B, K, n)
         jd = (g * jd_parent.reshape(B, K, D)).sum(-1) + out.Jdot_qd
         return Jt, jd

@@ -202,12 +202,23 @@ def _chain(fk, q: Tensor, qd: Optional[Tensor], n: int) -> dict:
     allf = torch.cat([eye, frames], 1)
     z = frames[:, :n, :3, 2]
     o = frames[:, :n, :3, 3]
-    ch = {"allf": allf, "z": z, "o": o, "zo": torch.linalg.cross(z, o)}
+    hz = (z @ _levi_civita(z.dtype, z.device)).reshape(B, 3 * n, 3)  # rows (j, a): hat(z_j)
+    ch = {"allf": allf, "z": z, "o": o, "zo": torch.linalg.cross(z, o), "hz": hz}
     if qd is not None:
         _chain_velocity(ch, qd, n)
     if cache is not None:
         cache[key] = (q, q._version, qd, None if qd is None else qd._version, ch)
     return ch
+
+
+@lru_cache(maxsize=16)
+def _levi_civita(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(3, 9)`` with ``z @ E = vec(hat(z))`` (row-major), ``hat(z) p = z × p``."""
+    E = torch.zeros(3, 3, 3, dtype=torch.float64)
+    E[2, 1, 0], E[1, 2, 0] = 1.0, -1.0  # hat[1, 0] = z_2 ... (c, a, b) → hat_ab
+    E[2, 0, 1], E[0, 2, 1] = -1.0, 1.0
+    E[1, 0, 2], E[0, 1, 2] = 1.0, -1.0
+    return E.reshape(3, 9).to(dtype=dtype, device=device)
 
 
 def _chain_velocity(ch: dict, qd: Tensor, n: int) -> None:
@@ -390,10 +401,11 @@ class LinkPointMap(TaskMap):
         off = self.offsets
         if off.dtype != q.dtype or off.device != q.device:
             off = off.to(q.device, q.dtype)
-        p = (Tk[..., :3, :3] @ off.unsqueeze(-1)).squeeze(-1) + Tk[..., :3, 3]  # (B, K, 3)
-        mask = self._mask(n, q)  # (K, n, 1)
-        Jc = (torch.linalg.cross(ch["z"].unsqueeze(1), p.unsqueeze(2), dim=-1) - ch["zo"].unsqueeze(1)) * mask  # (B, K, n, 3)
-        J = Jc.transpose(-1, -2).reshape(B, -1, n)
+        p = (Tk[..., :3, :3] * off.unsqueeze(-2)).sum(-1) + Tk[..., :3, 3]  # (B, K, 3)
+        K = p.shape[1]
+        # J_j = z_j × p − z_j × o_j for j < L: one product hat(z) (B, 3n, 3) @ pᵀ (B, 3, K)
+        Jc = (ch["hz"] @ p.transpose(1, 2)).reshape(B, n, 3, K) - ch["zo"].unsqueeze(-1)
+        J = (Jc * self._mask(n, q)).permute(0, 3, 2, 1).reshape(B, 3 * K, n)
         Pk = ch["P"].index_select(1, self._prefix_index(n, q.device))  # (B, K, 5, 3)
         A, Bp, C, D, E = Pk.unbind(2)
         pdot = torch.linalg.cross(C, p, dim=-1) - E
@@ -405,7 +417,7 @@ class LinkPointMap(TaskMap):
         c = self.__dict__.get("_mask_cache")
         if c is None or c[0] != key:
             links = self.links.to(like.device)
-            m = (torch.arange(n, device=like.device).unsqueeze(0) < links.unsqueeze(1)).to(like.dtype).unsqueeze(-1)
+            m = (torch.arange(n, device=like.device).unsqueeze(1) < links.unsqueeze(0)).to(like.dtype).unsqueeze(1)  # (n, 1, K)
             c = (key, m)
             self.__dict__["_mask_cache"] = c
         return c[1]
