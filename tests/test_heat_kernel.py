@@ -230,7 +230,7 @@ def _ks(samples, grid, density):
 def test_sphere_exact_sampler_matches_radial_density(t):
     M = Sphere(2)
     g = torch.Generator().manual_seed(3)
-    N = 8000
+    N = 5000
     x0 = torch.tensor([0.0, 0.0, 1.0], dtype=D).expand(N, 3)
     x = sample_heat_kernel(M, x0, t, generator=g)
     assert M.check_point(x)[0]
@@ -248,7 +248,7 @@ def test_sphere_exact_sampler_matches_radial_density(t):
 def test_so3_exact_sampler_matches_angle_density(t):
     M = SO3()
     g = torch.Generator().manual_seed(4)
-    N = 8000
+    N = 5000
     x0 = M.random(1, 3, 3, dtype=D, generator=g).expand(N, 3, 3)
     x = sample_heat_kernel(M, x0, t, generator=g)
     assert M.check_point(x)[0]
