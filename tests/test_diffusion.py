@@ -113,7 +113,7 @@ def test_probability_flow_log_likelihood_equals_heat_kernel(name):
         return heat_kernel_log_prob(M, y, ref.expand_as(y), S0 + T)
 
     lp, x_T = probability_flow_log_likelihood(
-        M, score, x, T=T, t_min=T_MIN, prior_log_prob=prior, method="rk4", options={"step_size": 0.1}
+        M, score, x, T=T, t_min=T_MIN, prior_log_prob=prior, method="midpoint", options={"step_size": 0.07}
     )
     true = heat_kernel_log_prob(M, x, ref.expand_as(x), S0 + T_MIN)
     assert (lp - true).abs().max() < 5e-3
@@ -227,9 +227,10 @@ def test_ssm_is_an_unbiased_estimate_of_ism(M, x0):
     t = torch.full((8,), 0.2, dtype=D)
     exact = ism_loss(M, score, xb, sde, t=t, generator=torch.Generator().manual_seed(8))
     sliced = ssm_loss(M, score, xb, sde, t=t, n_probes=4000, generator=torch.Generator().manual_seed(8))
-    assert abs(float(exact) - float(sliced)) < 0.05 * (1 + abs(float(exact)))
+    e = float(exact.detach())
+    assert abs(e - float(sliced.detach())) < 0.05 * (1 + abs(e))
     rad = ism_loss(M, score, xb, sde, t=t, divergence="hutchinson", n_probes=4000, generator=torch.Generator().manual_seed(8))
-    assert abs(float(exact) - float(rad)) < 0.05 * (1 + abs(float(exact)))
+    assert abs(e - float(rad.detach())) < 0.05 * (1 + abs(e))
     exact.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
 
