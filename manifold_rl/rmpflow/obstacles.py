@@ -66,6 +66,19 @@ def _bcast(p: Tensor, x: Tensor, event_dims: int) -> Tensor:
     return p.unsqueeze(1)
 
 
+def _sum_small(t: Tensor, dim: int = -1) -> Tensor:
+    """``t.sum(dim)`` for a short dimension (2 or 3 entries): large batches use explicit adds, which are
+    much faster on CPU than PyTorch's reduction kernel over a tiny dimension; small ones one ``sum``."""
+    n = t.shape[dim]
+    if t.numel() < 8192 or n > 4:
+        return t.sum(dim)
+    parts = t.unbind(dim)
+    out = parts[0] + parts[1]
+    for p in parts[2:]:
+        out = out + p
+    return out
+
+
 class Obstacle(torch.nn.Module):
     """Base class: ``sdf(x)`` and ``sdf_derivatives(x, v)`` for points ``x: (B, K, D)`` [m]."""
 
@@ -136,7 +149,7 @@ class Sphere(Obstacle):
         n = diff / r.unsqueeze(-1)
         hv = None
         if v is not None:
-            hv = ((v * v).sum(-1) - (n * v).sum(-1) ** 2) / r
+            hv = (_sum_small(v * v) - _sum_small(n * v) ** 2) / r
         return r - R, n, hv
 
 
@@ -360,7 +373,7 @@ class ObstacleDistanceMap(TaskMap):
         B, K, D = x.shape[0], self.num_points, self.obstacle.dim
         phi, g, hv = self.obstacle.sdf_derivatives(x.reshape(B, K, D), xd.reshape(B, K, D))
         d = phi - self.radii.to(x)
-        return _BlockRowOutput(d, (g * xd.reshape(B, K, D)).sum(-1), g, hv)
+        return _BlockRowOutput(d, _sum_small(g * xd.reshape(B, K, D)), g, hv)
 
     def compose_total(self, out, J_parent, jd_parent):
         """Block-diagonal ``J`` times the parent's total Jacobian without forming the product:
@@ -369,6 +382,6 @@ class ObstacleDistanceMap(TaskMap):
         if J_parent is None or g is None:
             return super().compose_total(out, J_parent, jd_parent)
         B, K, D = g.shape
-        Jt = (g.unsqueeze(-1) * J_parent.reshape(B, K, D, -1)).sum(2)  # (B, K, n)
-        jd = (g * jd_parent.reshape(B, K, D)).sum(-1) + out.Jdot_qd
+        Jt = _sum_small(g.unsqueeze(-1) * J_parent.reshape(B, K, D, -1), 2)  # (B, K, n)
+        jd = _sum_small(g * jd_parent.reshape(B, K, D)) + out.Jdot_qd
         return Jt, jd

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ..core import TaskMap, TaskMapOutput, scope_cache
+from ..obstacles import _sum_small
 
 __all__ = [
     "FRANKA_DH_A",
@@ -401,7 +402,7 @@ class LinkPointMap(TaskMap):
         off = self.offsets
         if off.dtype != q.dtype or off.device != q.device:
             off = off.to(q.device, q.dtype)
-        p = (Tk[..., :3, :3] * off.unsqueeze(-2)).sum(-1) + Tk[..., :3, 3]  # (B, K, 3)
+        p = _sum_small(Tk[..., :3, :3] * off.unsqueeze(-2)) + Tk[..., :3, 3]  # (B, K, 3)
         K = p.shape[1]
         # J_j = z_j × p − z_j × o_j for j < L: one product hat(z) (B, 3n, 3) @ pᵀ (B, 3, K)
         Jc = (ch["hz"] @ p.transpose(1, 2)).reshape(B, n, 3, K) - ch["zo"].unsqueeze(-1)
