@@ -699,6 +699,9 @@ class RMPFlow(nn.Module):
         formed once (slices of a shared node are just row selections), and each node's summed leaf RMP
         is pulled straight to the root: ``f += J_totᵀ(f_i − M_i J̇_tot q̇)``, ``M += J_totᵀ M_i J_tot``.
         This never forms ``m × m`` metrics at wide intermediate nodes (e.g. 3K control points).
+        Nodes whose leaves all provide :meth:`Leaf.natural_diag` (diagonal metrics ``m``) are stacked and
+        pulled back in one product: ``f += J_sᵀ(f_s − m_s ⊙ J̇_s q̇)``, ``M += J_sᵀ diag(m_s) J_s`` with
+        ``J_s`` all their total-Jacobian rows ``(B, Σm, n)`` (equal up to rounding; tested).
         ``"recursive"``: the textbook edge-by-edge pullback (children before parents). Both are equal
         up to rounding (tested).
         """
