@@ -429,7 +429,7 @@ def heat_kernel_log_prob(manifold: Manifold, x: torch.Tensor, x0: torch.Tensor, 
         n = manifold.numel
         return -0.5 * n * torch.log(_TWO_PI * t) - d2 / (2 * t)
     if isinstance(manifold, Torus):
-        lp, _ = circle_log_heat_kernel(x - x0, t[..., None], method=method if method != "auto" else "auto", **kw)
+        lp, _ = circle_log_heat_kernel(x - x0, t[..., None], method=method, **kw)
         return lp.sum(-1)
     _, (lp, _) = _radial(manifold, x, x0, t, method, **kw)
     return lp
