@@ -629,6 +629,16 @@ class SO3(Manifold):
 
     random_uniform = random
 
+    def random_normal_tangent(self, x, std=1.0, generator=None):
+        """Standard Gaussian of the metric at ``x``: ``x hat(ω)``, ``ω ~ N(0, std² I₃)``.
+
+        Isotropic in ``½ tr(uᵀv)`` (each unit tangent direction has variance ``std²``), so
+        :meth:`wrapped_normal`'s ``std`` is in rad of rotation angle. (The base class's
+        projected ambient Gaussian would have variance ``std²/2`` per direction here.)
+        """
+        w = torch.randn(x.shape[:-2] + (3,), dtype=x.dtype, device=x.device, generator=generator)
+        return x @ _hat3(self._expand_batch(std, x)[..., 0] * w)
+
     def random_base(self, *size, dtype=None, device=None, generator=None):
         """The base distribution: Haar (uniform w.r.t. the Riemannian volume)."""
         return self.random(*size, dtype=dtype, device=device, generator=generator)
@@ -818,6 +828,16 @@ class SE3(Manifold):
         return _assemble(quaternion_to_matrix(q), t)
 
     random_uniform = random
+
+    def random_normal_tangent(self, x, std=1.0, generator=None):
+        """Standard Gaussian of the metric at ``x``: rotation part ``R hat(ω)``, translation ``ρ``,
+        ``(ρ, ω) ~ N(0, std² I₆)`` (isotropic in ``½ tr(u_Rᵀ v_R) + u_t · v_t``)."""
+        w = torch.randn(x.shape[:-2] + (6,), dtype=x.dtype, device=x.device, generator=generator)
+        w = self._expand_batch(std, x)[..., 0] * w
+        u = torch.zeros_like(x)
+        u[..., :3, :3] = x[..., :3, :3] @ _hat3(w[..., 3:])
+        u[..., :3, 3] = w[..., :3]
+        return u
 
     def random_base(self, *size, dtype=None, device=None, generator=None):
         """The base distribution: Haar rotation × standard normal translation."""
