@@ -183,13 +183,17 @@ class ConstantMetric(Leaf):
 
 
 class IsotropicRepulsion(Leaf):
-    """PF-basic obstacle term on the stacked body control points ``(B, 3K)``: constant isotropic metric
-    ``w I_{3K}`` and acceleration ``a_k = Σ_o [k_rep e^{−d_ko/σ_rep} + k_d max(−ḋ_ko, 0) e^{−d_ko/σ_d}] ∇φ_o(x_k)``
-    (RMP2's ``collision_rmp`` repulsion gain / length scale; damping only while approaching)."""
+    """PF-basic obstacle term on the stacked body control points ``(B, 3K)``: isotropic metric ``w I_3`` of
+    constant weight on every control point inside the influence distance ρ of some obstacle (Khatib's
+    potential-field ρ₀; 0 outside — a constant metric on all 23 body points would demand zero body
+    acceleration far from obstacles and freeze the arm), and acceleration
+    ``a_k = Σ_o [k_rep e^{−d_ko/σ_rep} + k_d max(−ḋ_ko, 0) e^{−d_ko/σ_d}] ∇φ_o(x_k)``
+    (RMP2's ``collision_rmp`` gains and length scales; damping only while approaching)."""
 
-    def __init__(self, obstacles, radii, weight: float, params: CollisionParams = CollisionParams()):
+    def __init__(self, obstacles, radii, weight: float, params: CollisionParams = CollisionParams(),
+                 influence: float = 0.1):
         super().__init__()
-        self.obstacles, self.weight, self.p = list(obstacles), float(weight), params
+        self.obstacles, self.weight, self.p, self.rho = list(obstacles), float(weight), params, float(influence)
         self.radii = torch.as_tensor(radii, dtype=D64)
 
     def natural(self, x, xd):
@@ -198,15 +202,18 @@ class IsotropicRepulsion(Leaf):
         X, V = x.reshape(B, K, 3), xd.reshape(B, K, 3)
         p = self.p
         a = torch.zeros_like(X)
+        dmin = torch.full_like(X[..., 0], float("inf"))
         for ob in self.obstacles:
             phi, g, _ = ob.sdf_derivatives(X, None)
             d = (phi - self.radii.to(x)).clamp_min(0)
+            dmin = torch.minimum(dmin, d)
             dd = (g * V).sum(-1)
             mag = p.repulsion_gain * torch.exp(-d / p.repulsion_std_dev) \
                 + p.damping_gain * (-dd).clamp_min(0) * torch.exp(-d / p.damping_std_dev)
             a = a + mag.unsqueeze(-1) * g
-        M = self.weight * torch.eye(3 * K, dtype=x.dtype, device=x.device).expand(B, -1, -1)
-        return self.weight * a.reshape(B, 3 * K), M
+        w = self.weight * (dmin < self.rho).to(x.dtype)  # (B, K)
+        M = torch.diag_embed(w.repeat_interleave(3, dim=1))
+        return (w.unsqueeze(-1) * a).reshape(B, 3 * K), M
 
 
 # ==============================================================================================
@@ -236,30 +243,34 @@ def franka_flow(robot: FrankaPanda, obstacles, goal, q_default, jvc: JointVeloci
     return RMPFlow(root)
 
 
-def pf_flow(robot: FrankaPanda, obstacles, goal, q_default, w_obs: float, w_c: float) -> RMPFlow:
+def pf_flow(robot: FrankaPanda, obstacles, goal, q_default, w_obs: float, w_c: float, w_target: float = 100.0) -> RMPFlow:
     """PF-basic (RMPflow App. E baseline) as an RMP tree with constant metrics: TCP attractor (RMP2
     ``target_rmp`` acceleration, weight 1), isotropic repulsion on all body control points (weight
-    ``w_obs``), c-space term (RMP2 ``cspace_target_rmp`` + ``damping_rmp`` accelerations, weight ``w_c``)."""
+    ``w_obs``), c-space damping + weak posture term (:class:`_CSpace`, weight ``w_c``)."""
     K = robot.sphere_radii.numel()
     root = RMPRoot(7)
     pts = root.add_child(franka_points(robot), name="fk")
     pts.add_child(SliceMap(3 * K + 3, list(range(3 * K))), name="spheres").add_leaf(
         IsotropicRepulsion(obstacles, robot.sphere_radii, w_obs))
     pts.add_child(SliceMap(3 * K + 3, list(range(3 * K, 3 * K + 3))), name="tcp").add_leaf(
-        ConstantMetric(TargetRMP(3, goal), 1.0))
+        ConstantMetric(TargetRMP(3, goal), w_target))
     root.add_leaf(ConstantMetric(_CSpace(q_default), w_c))
     return RMPFlow(root, method="solve", reg=0.0)
 
 
 class _CSpace(Leaf):
-    """c-space term of PF: RMP2 ``cspace_target_rmp`` + ``damping_rmp`` accelerations summed."""
+    """c-space term of PF: RMP2 ``damping_rmp`` acceleration ``−k_d ‖q̇‖ q̇`` (k_d = 30) plus a weak
+    posture pull ``−k_p (q − q_default)`` (k_p = 1, i.e. RMP2's c-space target gain / 100; with RMP2's
+    k_p = 100 at weight ≥ 10 the posture term pins the arm at its start and no baseline moves)."""
 
-    def __init__(self, q_default):
+    def __init__(self, q_default, posture_gain: float = 1.0):
         super().__init__()
-        self.t, self.d = CSpaceTargetRMP(7, q_default), DampingRMP(7)
+        self.d = DampingRMP(7)
+        self.register_buffer("q_default", torch.as_tensor(q_default, dtype=D64))
+        self.kp = float(posture_gain)
 
     def canonical(self, x, xd):
-        return self.t.canonical(x, xd)[0] + self.d.canonical(x, xd)[0], None
+        return self.d.canonical(x, xd)[0] - self.kp * (x - self.q_default.to(x)), None
 
 
 # ==============================================================================================
@@ -340,7 +351,8 @@ def franka_scenes(n: int, seed: int = 0, robot: FrankaPanda | None = None):
     return tuple(torch.stack(z) for z in zip(*out))
 
 
-def clutter_scenes(n_layouts: int = 6, n_targets: int = 20, seed: int = 0, robot: FrankaPanda | None = None):
+def clutter_scenes(n_layouts: int = 6, n_targets: int = 20, seed: int = 0, robot: FrankaPanda | None = None,
+                   n_columns: int = 3, r_range=(0.02, 0.05)):
     """Reaching-through-clutter scenes (RMPflow App. E protocol transferred to the Franka).
 
     Layout ``k`` (generator seeded ``seed``): 4 vertical square columns (``Box``, half extents
@@ -361,8 +373,8 @@ def clutter_scenes(n_layouts: int = 6, n_targets: int = 20, seed: int = 0, robot
     rows = []
     for k in range(n_layouts):
         cols = []
-        while len(cols) < 4:
-            r = 0.03 + 0.05 * torch.rand(1, generator=gen, dtype=D64)
+        while len(cols) < n_columns:
+            r = r_range[0] + (r_range[1] - r_range[0]) * torch.rand(1, generator=gen, dtype=D64)
             h = 0.08 + 0.12 * torch.rand(1, generator=gen, dtype=D64)
             c = torch.stack([0.40 + 0.12 * torch.rand((), generator=gen, dtype=D64),
                              -0.3 + 0.6 * torch.rand((), generator=gen, dtype=D64),
@@ -380,7 +392,7 @@ def clutter_scenes(n_layouts: int = 6, n_targets: int = 20, seed: int = 0, robot
                              0.2 + 0.4 * torch.rand((), generator=gen, dtype=D64)])
             if (g - shoulder).norm() > 0.8:
                 continue
-            if min(float(Box(C[i], H[i]).sdf(g.view(1, 1, 3))) for i in range(4)) < 0.08:
+            if min(float(Box(C[i], H[i]).sdf(g.view(1, 1, 3))) for i in range(n_columns)) < 0.08:
                 continue
             rows.append((q0, g, C, H, torch.tensor(k)))
             nt += 1
