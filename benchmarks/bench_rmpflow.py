@@ -245,7 +245,9 @@ def franka_flow(robot: FrankaPanda, obstacles, goal, q_default, jvc: JointVeloci
 
 def pf_flow(robot: FrankaPanda, obstacles, goal, q_default, w_obs: float, w_c: float, w_target: float = 100.0) -> RMPFlow:
     """PF-basic (RMPflow App. E baseline) as an RMP tree with constant metrics: TCP attractor (RMP2
-    ``target_rmp`` acceleration, weight 1), isotropic repulsion on all body control points (weight
+    ``target_rmp`` acceleration, constant weight ``w_target`` = 100 — the paper does not state the
+    attractor weight; with weight 1 the c-space weights 10–100 dominate and no setting reached any target
+    in a 12-trial pilot, with 10 the low setting reached 4/12), isotropic repulsion on body control points (weight
     ``w_obs``), c-space damping + weak posture term (:class:`_CSpace`, weight ``w_c``)."""
     K = robot.sphere_radii.numel()
     root = RMPRoot(7)
@@ -355,14 +357,14 @@ def clutter_scenes(n_layouts: int = 6, n_targets: int = 20, seed: int = 0, robot
                    n_columns: int = 3, r_range=(0.02, 0.05)):
     """Reaching-through-clutter scenes (RMPflow App. E protocol transferred to the Franka).
 
-    Layout ``k`` (generator seeded ``seed``): 4 vertical square columns (``Box``, half extents
-    ``(r, r, h)``, r ~ U(0.03, 0.08) m "of varying size" standing in for the paper's cylinders,
+    Layout ``k`` (generator seeded ``seed``): ``n_columns`` = 3 vertical square columns (``Box``, half
+    extents ``(r, r, h)``, r ~ U(0.02, 0.05) m "of varying size" standing in for the paper's cylinders,
     h ~ U(0.08, 0.2) m) centred at x ~ U(0.40, 0.52), y ~ U(−0.3, 0.3), z ~ U(0.25, 0.6), i.e. a wall of
     clutter between the start TCP (x ≈ 0.31, default configuration) and the targets; a column is
     rejected when the start arm's spheres come closer than 0.05 m. Targets: x ~ U(0.6, 0.72), y ~ U(−0.3,
     0.3), z ~ U(0.2, 0.6) (the far side), rejected within 0.08 m of a column or farther than 0.8 m from
     the shoulder (0, 0, 0.333). Start: ``default_q``, at rest.
-    Returns ``q0 (N, 7)``, ``goal (N, 3)``, ``centres (N, 4, 3)``, ``half_extents (N, 4, 3)``,
+    Returns ``q0 (N, 7)``, ``goal (N, 3)``, ``centres (N, 3, 3)``, ``half_extents (N, 3, 3)``,
     ``layout (N,)`` with ``N = n_layouts · n_targets``.
     """
     robot = robot or FrankaPanda()
@@ -512,7 +514,7 @@ def part_d(args):
                                      goal_tolerance=0.01, stop_at_goal=True)
         t0 = time.perf_counter()
         with torch.no_grad():
-            out = sim.rollout(flow, q0.clone(), None, steps=int(round(5.0 * 240)), record=False)
+            out = sim.rollout(flow, q0.clone(), None, steps=int(round(args.clutter_timeout * 240)), record=False)
         wall = time.perf_counter() - t0
         tt = out.time_to_goal[out.reached]
         row = dict(part="d", method=name, trials=int(q0.shape[0]), reached=float(out.reached.double().mean()),
@@ -574,6 +576,7 @@ def main(argv=None):
     ap.add_argument("--n-planar", type=int, default=200)
     ap.add_argument("--n-franka", type=int, default=100)
     ap.add_argument("--n-targets", type=int, default=20, help="targets per clutter layout (6 layouts)")
+    ap.add_argument("--clutter-timeout", type=float, default=5.0, help="(d) timeout [s] (paper: 5)")
     ap.add_argument("--horizon-steps", type=int, default=1800, help="240 Hz steps for (b), (c) (RMP2: 1800 = 7.5 s)")
     ap.add_argument("--batches", type=lambda s: [int(v) for v in s.split(",")], default=[1, 100, 1000])
     ap.add_argument("--repeats", type=int, default=50)
