@@ -50,6 +50,18 @@ The Fréchet mean is :func:`manifolds.frechet_mean` (closed form for LEM / LCM, 
 Karcher flow with a tolerance; on the hyperboloid it is computed in the ball). ``d²(x, e)`` is
 the manifold's squared distance (Stereographic: ``dist0²``). The running mean moves along the
 manifold geodesic (= the gyro-barycenter ``Bar_γ`` of the paper).
+
+**Caveat (positively curved manifolds: Grassmann, SphereProjection).** The guarantee needs a
+unique batch mean. On Gr(n, p) that is guaranteed for data in a geodesic ball of radius
+``< π/4`` (Afsari 2011: ``½ min(inj, π/√Δ)`` with injectivity radius π/2, curvature Δ ≤ 2);
+for widely spread subspaces
+(principal angles up to π/2) the Fréchet function of a batch has several local minima, and the
+Karcher flow lands in a different one for each batch / starting point, so the centering becomes
+a batch-dependent rotation. Measured on EMG principal subspaces, Gr(6, 3) after a random FrMap
+(RMS distance 1.2–1.3 rad to the mean): 6–11 distinct Karcher limits from 12 starts per batch
+of 32, up to 1.7 rad apart (GyroBN fell below no normalization there; with ``p = 1``, RMS
+0.7–0.8 rad, the batch mean was unique but GyroBN still lost, so this is not the only cause:
+``benchmarks/README.md``, issue 4). Check the spread of the data before relying on the layer.
 """
 
 from __future__ import annotations
