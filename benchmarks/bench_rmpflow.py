@@ -542,25 +542,29 @@ def part_e(args):
         for B in args.batches:
             q0, qd0, goal, C, R = franka_scenes(1, args.seed, robot)
             obst = [Sphere(C[0, i].to(dtype), R[0, i].to(dtype)) for i in range(3)]
-            flow = franka_flow(robot, obst, goal[0].to(dtype), robot.default_q.to(dtype))
+            dev = torch.device(args.device)
+            flow = franka_flow(robot, obst, goal[0].to(dtype), robot.default_q.to(dtype)).to(dev)
             gen = torch.Generator().manual_seed(1)
-            q = (q0 + 0.05 * torch.randn(B, 7, generator=gen, dtype=D64)).to(dtype)
-            qd = (0.1 * torch.randn(B, 7, generator=gen, dtype=D64)).to(dtype)
+            q = (q0 + 0.05 * torch.randn(B, 7, generator=gen, dtype=D64)).to(dev, dtype)
+            qd = (0.1 * torch.randn(B, 7, generator=gen, dtype=D64)).to(dev, dtype)
+            sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
             reps = max(3, min(args.repeats, int(args.repeats * 20 / B) + 3))
             ts, tr = [], []
             with torch.inference_mode():
                 for _ in range(2):
                     flow(q, qd)
                 for _ in range(reps):
+                    sync()
                     t0 = time.perf_counter()
                     flow(q, qd)
+                    sync()
                     ts.append(time.perf_counter() - t0)
                     t0 = time.perf_counter()
                     A @ A
                     tr.append(time.perf_counter() - t0)
             ms = 1e3 * statistics.median(ts)
             ref = 1e3 * statistics.median(tr)
-            row = dict(part="e", dtype=str(dtype).replace("torch.", ""), batch=B, ms_per_step=ms,
+            row = dict(part="e", device=args.device, dtype=str(dtype).replace("torch.", ""), batch=B, ms_per_step=ms,
                        robot_steps_per_s=B / (ms / 1e3), ref_matmul128_ms=ref, step_over_ref=ms / ref, repeats=reps,
                        threads=torch.get_num_threads())
             emit(args.jsonl, row)
@@ -580,6 +584,7 @@ def main(argv=None):
     ap.add_argument("--horizon-steps", type=int, default=1800, help="240 Hz steps for (b), (c) (RMP2: 1800 = 7.5 s)")
     ap.add_argument("--batches", type=lambda s: [int(v) for v in s.split(",")], default=[1, 100, 1000])
     ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--device", default="cpu", help="(e) device, e.g. cuda (GPU row: --batches 10000)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for (a)-(d); (e) always uses 1")
     ap.add_argument("--jsonl", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "rmpflow.jsonl"))
