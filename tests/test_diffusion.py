@@ -24,13 +24,7 @@ from manifolds.flow_matching import ProjectToTangent, RiemannianODESolver
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: these tests run many small ops, where thread hand-offs dominate on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 S0, T_END, T_MIN = 0.2, 2.0, 0.01  # data = heat kernel at time S0: p_t = heat kernel at S0 + t (exact score known)
 
 CASES = {

@@ -23,13 +23,7 @@ from manifolds.diffusion.heat_kernel import SPHERE_T_SWITCH, _log_x_over_sin
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: these tests run many small ops, where thread hand-offs dominate on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 PI = math.pi
 
 
