@@ -234,8 +234,22 @@ def _reduce_chunked(manifold, fx, fy, term, reduction, w, k, budget):
     return torch.cat(outs, dim=-2)
 
 
-@torch.compiler.disable
+_KEOPS_DISABLED_FN = None
+
+
 def _reduce_keops(manifold, fx, fy, term, reduction, w, k):
+    """The KeOps reduction, kept out of ``torch.compile`` graphs by :func:`torch.compiler.disable`.
+
+    The decoration happens at the first call, not at import: it imports torch's dynamo, which
+    sets ``TORCHINDUCTOR_CACHE_DIR`` in the environment (no global state changes on import).
+    """
+    global _KEOPS_DISABLED_FN
+    if _KEOPS_DISABLED_FN is None:
+        _KEOPS_DISABLED_FN = torch.compiler.disable(_reduce_keops_impl)
+    return _KEOPS_DISABLED_FN(manifold, fx, fy, term, reduction, w, k)
+
+
+def _reduce_keops_impl(manifold, fx, fy, term, reduction, w, k):
     from pykeops.torch import LazyTensor
 
     nb = fx.dim() - 2

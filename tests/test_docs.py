@@ -1,5 +1,6 @@
 """The README's usage example runs as written; importing the packages changes no global state."""
 
+import os
 import re
 import subprocess
 import sys
@@ -41,14 +42,18 @@ def test_import_changes_no_global_state():
 import os, torch
 before = (torch.get_default_dtype(), torch.get_num_threads(), dict(os.environ), torch.random.get_rng_state().clone())
 import manifolds, kernels, manifold_rl
-import manifolds.flow_matching, manifold_rl.policies, manifold_rl.data, manifold_rl.lasa_job, manifold_rl.cli
+import manifolds.flow_matching, manifolds.diffusion, manifolds.nn, manifold_rl.policies, manifold_rl.data
+import manifold_rl.lasa_job, manifold_rl.cli, manifold_rl.rmpflow, manifold_rl.baselines
 after = (torch.get_default_dtype(), torch.get_num_threads(), dict(os.environ), torch.random.get_rng_state())
 assert before[0] == after[0] and before[1] == after[1], (before[:2], after[:2])
 assert before[2] == after[2], set(before[2].items()) ^ set(after[2].items())
 assert torch.equal(before[3], after[3])
 print("ok")
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    # a clean environment: variables that torch sets lazily (e.g. TORCHINDUCTOR_CACHE_DIR when
+    # dynamo is imported) may already be in this worker's environment from earlier tests
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORCHINDUCTOR")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
 
