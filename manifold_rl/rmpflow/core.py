@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "TaskMapOutput",
+    "JointTaskMap",
     "TaskMap",
     "IdentityMap",
     "SliceMap",
@@ -339,6 +340,34 @@ class TaskMap(nn.Module):
         fp = _mtv(J, fc)
         Mp = J.transpose(1, 2) @ M @ J
         return fp, Mp
+
+
+class JointTaskMap(TaskMap):
+    """A :class:`TaskMap` whose analytic ``ψ``, ``J`` and ``J̇ q̇`` come from one kinematics pass.
+
+    Robot maps (forward kinematics of points or frames) compute the three together; a subclass
+    implements ``_all(q, qd) -> (x (B, m), J (B, m, n), J̇q̇ (B, m) or None when qd is None)`` and
+    gets :meth:`jacobian`, :meth:`jdot_qd` and the analytic-mode evaluation from it (one pass per
+    evaluation). :meth:`psi` defaults to the same pass; override it when ``ψ`` alone is cheaper.
+    """
+
+    def _all(self, q: Tensor, qd: Optional[Tensor]):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def psi(self, q):
+        return self._all(q, None)[0]
+
+    def jacobian(self, q):
+        return self._all(q, None)[1]
+
+    def jdot_qd(self, q, qd):
+        return self._all(q, qd)[2]
+
+    def _evaluate(self, q, qd, mode):
+        if mode != "analytic":
+            return super()._evaluate(q, qd, mode)
+        x, J, jd = self._all(q, qd)
+        return TaskMapOutput(x, torch.einsum("bmn,bn->bm", J, qd), J, jd)
 
 
 class IdentityMap(TaskMap):

@@ -30,7 +30,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..core import TaskMap, TaskMapOutput, scope_cache
+from ..core import JointTaskMap, TaskMapOutput, scope_cache
 from ..obstacles import _sum_small
 
 __all__ = [
@@ -324,7 +324,7 @@ def _rot_z(yaw: float) -> Tensor:
     return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
 
 
-class LinkPointMap(TaskMap):
+class LinkPointMap(JointTaskMap):
     """Stacked positions of points attached to the links of a serial chain: ``q (B, n) ↦ (B, 3K)``.
 
     ``x = [p_1, …, p_K]`` (each ``(3,)``, metres); analytic geometric Jacobian and exact ``J̇q̇``
@@ -364,12 +364,6 @@ class LinkPointMap(TaskMap):
 
     def psi(self, q):
         return self.points(q).reshape(q.shape[0], -1)
-
-    def jacobian(self, q):
-        return self._all(q, None)[1]
-
-    def jdot_qd(self, q, qd):
-        return self._all(q, qd)[2]
 
     def _all(self, q, qd):
         B = q.shape[0]
@@ -431,7 +425,7 @@ class LinkPointMap(TaskMap):
         return c[1]
 
 
-class LinkOrientationMap(TaskMap):
+class LinkOrientationMap(JointTaskMap):
     """Orientation of a link frame: the rotation matrix (row-major, ``(B, 9)``) or one of its axes (``(B, 3)``).
 
     ``R = R_link · R_off``; ``Ṙ = [ω]× R`` (angular velocity ``ω = Σ_{j<L} z_j q̇_j``), so the Jacobian of
@@ -462,21 +456,9 @@ class LinkOrientationMap(TaskMap):
         idx = torch.tensor([0, 3, 6], device=q.device) + self.axis
         return R[:, :, self.axis], J[:, idx], (jd[:, idx] if jd is not None else None)
 
-    def psi(self, q):
-        return self._all(q, None)[0]
-
-    def jacobian(self, q):
-        return self._all(q, None)[1]
-
-    def jdot_qd(self, q, qd):
-        return self._all(q, qd)[2]
-
     def _evaluate(self, q, qd, mode):
-        if mode != "analytic":
+        if mode != "analytic" or self.link == 0:
             return super()._evaluate(q, qd, mode)
-        if self.link == 0:
-            x, J, jd = self._all(q, qd)
-            return TaskMapOutput(x, torch.einsum("bmn,bn->bm", J, qd), J, jd)
         return self._fast(q, qd)
 
     def _fast(self, q, qd):

@@ -16,12 +16,12 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..core import TaskMap, TaskMapOutput
+from ..core import JointTaskMap
 
 __all__ = ["PlanarArm", "PlanarPointMap"]
 
 
-class PlanarPointMap(TaskMap):
+class PlanarPointMap(JointTaskMap):
     """``q (B, n) ↦`` stacked planar positions ``(B, 2K)`` of points ``(link k, distance s)`` on a planar arm.
 
     Args:
@@ -83,17 +83,6 @@ class PlanarPointMap(TaskMap):
         C = self.C.to(q)
         return (torch.stack([torch.cos(phi) @ C.T, torch.sin(phi) @ C.T], -1) + self.base.to(q)).reshape(B, -1)
 
-    def jacobian(self, q):
-        return self._all(q, None)[1]
-
-    def jdot_qd(self, q, qd):
-        return self._all(q, qd)[2]
-
-    def _evaluate(self, q, qd, mode):
-        if mode != "analytic":
-            return super()._evaluate(q, qd, mode)
-        x, J, jd = self._all(q, qd)
-        return TaskMapOutput(x, torch.einsum("bmn,bn->bm", J, qd), J, jd)
 
 
 class PlanarArm:
