@@ -2,6 +2,7 @@
 
 Modules: :mod:`.core` (RMP algebra, task maps, tree, :class:`RMPFlow`), :mod:`.gds` (geometric dynamical
 systems with curvature terms and a Lyapunov monitor), :mod:`.leaves` (paper and Lula/RMP2 leaf library).
+:class:`MujocoSim` (:mod:`.mujoco_sim`, optional ``mujoco`` extra) is imported lazily on first access.
 """
 
 from .core import (
@@ -81,4 +82,16 @@ __all__ = [
     "FrankaPanda", "PlanarArm", "PointRobot", "LinkPointMap", "LinkOrientationMap", "franka_fk", "franka_urdf",
     "Sphere", "Box", "PointCloud", "ObstacleDistanceMap", "sphere_distances", "min_clearance",
     "KinematicSim", "Rollout",
+    "MujocoSim", "MujocoRollout", "franka_mjcf",
 ]
+
+_MUJOCO_NAMES = ("MujocoSim", "MujocoRollout", "franka_mjcf", "FRANKA_JOINT_NAMES")
+
+
+def __getattr__(name):
+    # the optional MuJoCo path (.mujoco_sim) is imported on first use only
+    if name in _MUJOCO_NAMES:
+        from . import mujoco_sim
+
+        return getattr(mujoco_sim, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -69,7 +69,6 @@ from torch import Tensor
 
 from .obstacles import Box, Obstacle, Sphere
 from .robots.franka import (
-    FRANKA_COLLISION_SPHERES,
     FRANKA_DH_A,
     FRANKA_DH_ALPHA,
     FRANKA_DH_D,
