@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -58,6 +59,7 @@ __all__ = [
     "check_state",
     "evaluation_cache",
     "scope_cache",
+    "constant_eye",
 ]
 
 JACOBIAN_MODES = ("analytic", "forward", "fd")
@@ -138,6 +140,17 @@ def _mtv(A: Tensor, v: Tensor) -> Tensor:
     return (v.unsqueeze(-2) @ A).squeeze(-2)
 
 
+@lru_cache(maxsize=64)
+def constant_eye(m: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The ``(m, m)`` identity, memoised per size / dtype / device (do not modify it in place).
+
+    Built outside inference mode so that it may enter autograd-recorded computations even when the
+    first call happened under ``torch.inference_mode`` (an inference tensor there would raise).
+    """
+    with torch.inference_mode(False):
+        return torch.eye(m, dtype=dtype, device=device)
+
+
 def _fd_steps(dtype: torch.dtype) -> Tuple[float, float]:
     """Central-difference steps: ``eps^(1/3)`` for first and ``eps^(1/4)`` for second derivatives."""
     eps = torch.finfo(dtype).eps
@@ -162,6 +175,37 @@ class TaskMapOutput:
     xd: Tensor
     J: Tensor
     Jdot_qd: Tensor
+
+
+class _LazyOutput(TaskMapOutput):
+    """:class:`TaskMapOutput` whose ``J`` and ``J̇q̇`` are built by the given callables only when read
+    (the compose pullback of a child of a non-root node uses the parent's total Jacobian instead)."""
+
+    def __init__(self, x: Tensor, xd: Tensor, J_fn: Callable[[], Tensor], jd_fn: Callable[[], Tensor]):
+        self.x, self.xd = x, xd
+        self._J_fn, self._jd_fn = J_fn, jd_fn
+        self._J: Optional[Tensor] = None
+        self._jd: Optional[Tensor] = None
+
+    @property
+    def J(self) -> Tensor:
+        if self._J is None:
+            self._J = self._J_fn()
+        return self._J
+
+    @J.setter
+    def J(self, value: Tensor) -> None:
+        self._J = value
+
+    @property
+    def Jdot_qd(self) -> Tensor:
+        if self._jd is None:
+            self._jd = self._jd_fn()
+        return self._jd
+
+    @Jdot_qd.setter
+    def Jdot_qd(self, value: Tensor) -> None:
+        self._jd = value
 
 
 class TaskMap(nn.Module):
@@ -418,13 +462,22 @@ class SliceMap(TaskMap):
         self.register_buffer("index", torch.tensor(idx, dtype=torch.long), persistent=False)
         contiguous = idx == list(range(idx[0], idx[0] + len(idx)))
         self._slice = slice(idx[0], idx[0] + len(idx)) if contiguous else None
+        t = type(self)
+        self._plain = all(getattr(t, nm) is getattr(SliceMap, nm) for nm in ("psi", "jacobian", "jdot_qd"))
+
+    def _evaluate(self, q, qd, mode):
+        """Analytic mode: ``x = q[:, idx]``, ``ẋ = q̇[:, idx]``; the selection matrix ``J`` and the zero
+        ``J̇q̇`` are formed only if read (:class:`_LazyOutput`)."""
+        if mode != "analytic" or not self._plain:
+            return super()._evaluate(q, qd, mode)
+        return _LazyOutput(self.psi(q), self.psi(qd), lambda: self.jacobian(q), lambda: self.jdot_qd(q, qd))
 
     def psi(self, q):
         return q[:, self._slice] if self._slice is not None else q.index_select(1, self.index.to(q.device))
 
     def jacobian(self, q):
         B, n = q.shape
-        E = torch.eye(n, dtype=q.dtype, device=q.device)[self.index.to(q.device)]
+        E = constant_eye(n, q.dtype, q.device)[self.index.to(q.device)]
         return E.expand(B, self.out_dim, n)
 
     def jdot_qd(self, q, qd):
@@ -474,6 +527,21 @@ class AffineMap(TaskMap):
         super().__init__(n, m)
         self.register_buffer("A", A)
         self.register_buffer("b", b)
+        t = type(self)
+        self._plain = all(getattr(t, nm) is getattr(AffineMap, nm) for nm in ("psi", "jacobian", "jdot_qd"))
+
+    def _evaluate(self, q, qd, mode):
+        """Analytic mode: ``x = q Aᵀ + b``, ``ẋ = q̇ Aᵀ``, ``J = A`` (expanded view); the zero ``J̇q̇`` is
+        formed only if read."""
+        if mode != "analytic" or not self._plain:
+            return super()._evaluate(q, qd, mode)
+        A = self._buffers["A"]
+        b = self._buffers["b"]
+        if A.dtype != q.dtype or A.device != q.device:
+            A, b = A.to(q), b.to(q)
+        At = A.T
+        return _LazyOutput(torch.addmm(b, q, At), qd @ At, lambda: A.expand(q.shape[0], self.out_dim, self.in_dim),
+                           lambda: q.new_zeros(q.shape[0], self.out_dim))
 
     def psi(self, q):
         return q @ self.A.to(q).T + self.b.to(q)
@@ -696,26 +764,47 @@ class RMPFlow(nn.Module):
             raise ValueError(f"RMPFlow: reg and scale_frac must be >= 0, got {reg}, {scale_frac}")
         self.root = root
         self.method, self.reg, self.scale_frac, self.rcond = method, float(reg), float(scale_frac), rcond
-        self._order: Optional[Tuple[List[RMPNode], List[int]]] = None
+        self._order: Optional[tuple] = None  # (nodes, parents, plan, signature[, needed]), see _topology
 
     def _topology(self):
+        """``(nodes, parents, plan)`` in pre-order, rebuilt only when the tree changed.
+
+        The cached plan holds each node's task map and leaves as plain lists (no ``nn.Module``
+        attribute lookups per call); a change is detected from the lengths of every node's
+        ``children_nodes`` / ``leaves`` lists and the identity of its ``task_map``.
+        """
+        o = self._order
+        if o is not None:
+            for nd, ch, nch, lv, nlv, tm in o[3]:
+                if len(ch) != nch or len(lv) != nlv or nd._modules.get("task_map") is not tm:
+                    break
+            else:
+                return o
         nodes = self.root.nodes()
-        if self._order is None or len(self._order[0]) != len(nodes) or any(a is not b for a, b in zip(self._order[0], nodes)):
-            pos = {id(nd): i for i, nd in enumerate(nodes)}
-            parents = [-1] + [pos[id(nd.parent)] for nd in nodes[1:]]
-            self._order = (nodes, parents)
+        pos = {id(nd): i for i, nd in enumerate(nodes)}
+        parents = [-1] + [pos[id(nd.parent)] for nd in nodes[1:]]
+        sig = []
+        plan = []
+        for nd in nodes:
+            ch, lv = nd._modules["children_nodes"], nd._modules["leaves"]
+            tm = nd._modules.get("task_map")
+            sig.append((nd, ch, len(ch), lv, len(lv), tm))
+            plan.append((tm, list(lv)))
+        self._order = (nodes, parents, plan, sig)
         return self._order
 
     def pushforward(self, q: Tensor, qd: Tensor) -> FlowState:
         """States of all nodes: ``x = ψ(x_parent)``, ``ẋ = J ẋ_parent``. ``q, qd: (B, n)``."""
         check_state(q, qd, self.root.dim, what="RMPFlow input (q, qd)")
-        nodes, parents = self._topology()
+        o = self._topology()
+        nodes, parents, plan = o[0], o[1], o[2]
         outs: List[Optional[TaskMapOutput]] = [None]
         states = [(q, qd)]
         with evaluation_cache():
-            for nd, p in zip(nodes[1:], parents[1:]):
-                xp, xdp = states[p]
-                o = nd.task_map._evaluate(xp, xdp, nd.task_map.jacobian_mode)
+            for i in range(1, len(nodes)):
+                xp, xdp = states[parents[i]]
+                tm = plan[i][0]
+                o = tm._evaluate(xp, xdp, tm.jacobian_mode)
                 outs.append(o)
                 states.append((o.x, o.xd))
         return FlowState(nodes, outs, states, parents)
@@ -762,7 +851,15 @@ class RMPFlow(nn.Module):
     def _pullback_compose(self, state: FlowState) -> Tuple[Tensor, Tensor]:
         nodes, outs, states, parents = state.nodes, state.outputs, state.states, state.parent_index
         q = states[0][0]
-        need = self._needed(nodes, parents)
+        o = self._topology()
+        if o[0] is nodes or (len(o[0]) == len(nodes) and all(a is b for a, b in zip(o[0], nodes))):
+            plan = o[2]
+            if len(o) < 5:
+                self._order = o = o + (self._needed(nodes, parents),)
+            need = o[4]
+        else:  # a state from another tree
+            plan = [(nd.task_map, list(nd.leaves)) for nd in nodes]
+            need = self._needed(nodes, parents)
         tot: List[Optional[Tuple[Tensor, Tensor]]] = [None] * len(nodes)
         f_root: Optional[Tensor] = None
         M_root: Optional[Tensor] = None
@@ -770,18 +867,19 @@ class RMPFlow(nn.Module):
         diag_J: List[Tensor] = []
         diag_m: List[Tensor] = []
         diag_f: List[Tensor] = []
-        for i, nd in enumerate(nodes):
+        for i in range(len(nodes)):
             if not need[i]:
                 continue
+            tm, leaves = plan[i]
             if i > 0:
                 p = parents[i]
                 Jp, jdp = (None, None) if p == 0 else tot[p]
-                tot[i] = nd.task_map.compose_total(outs[i], Jp, jdp)
-            if len(nd.leaves) == 0:
+                tot[i] = tm.compose_total(outs[i], Jp, jdp)
+            if not leaves:
                 continue
             x, xd = states[i]
             f = M = m = None
-            for leaf in nd.leaves:
+            for leaf in leaves:
                 r = leaf.natural_diag(x, xd) if isinstance(leaf, Leaf) else None
                 if r is not None:
                     fl, ml = r
@@ -832,7 +930,7 @@ class RMPFlow(nn.Module):
         n = M.shape[-1]
         if self.method == "pinv":
             return _mv(torch.linalg.pinv(M, rtol=self.rcond), f)
-        eye = torch.eye(n, dtype=M.dtype, device=M.device)
+        eye = constant_eye(n, M.dtype, M.device)
         if self.method == "damped":
             s = (self.scale_frac * M.detach().abs().amax(dim=(-2, -1))).clamp_min(1.0)
             lam = (s * self.reg).reshape(-1, 1, 1)

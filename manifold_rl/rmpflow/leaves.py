@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from manifolds.lie import hat, so3_log, vee
 
-from .core import AffineMap, Leaf, TaskMap, _diag_fast_path_ok, check_state
+from .core import AffineMap, Leaf, TaskMap, _diag_fast_path_ok, check_state, constant_eye
 from .gds import GDSLeaf
 
 __all__ = [
@@ -48,7 +48,7 @@ def _diag(v: Tensor) -> Tensor:
 
 
 def _eye(B: int, m: int, like: Tensor) -> Tensor:
-    return torch.eye(m, dtype=like.dtype, device=like.device).expand(B, m, m)
+    return constant_eye(m, like.dtype, like.device).expand(B, m, m)
 
 
 def _check_positive(name: str, **vals):
@@ -457,6 +457,14 @@ class CSpaceTargetRMP(Leaf):
         M = (p.metric_scalar + p.inertia) * _eye(x.shape[0], self.dim, x)
         return a, M
 
+    def natural_diag(self, x, xd):
+        """``(f = c a, m = c 1)`` with ``c = μ + inertia`` (the metric is ``c I``); equals :meth:`natural`."""
+        if not _diag_fast_path_ok(self, CSpaceTargetRMP):
+            return None
+        a, _ = self.canonical(x, xd)
+        c = self.params.metric_scalar + self.params.inertia
+        return c * a, torch.full_like(a, c)
+
 
 @dataclass
 class JointLimitParams:
@@ -633,6 +641,30 @@ class TargetRMP(Leaf):
         M = (beta * p.proximity_metric_boost_scalar + (1 - beta)) * M
         return a, M
 
+    def natural(self, x, xd):
+        """``[f, M] = [M a, M]`` with the same formulas, fused: ``M = c₁ I + c₂ n̂n̂ᵀ`` with
+        ``c₁ = s α μ_near``, ``c₂ = s (1 − α) μ_far``, ``s = β b + 1 − β``, so ``f = c₁ a + c₂ n̂ (n̂·a)``
+        (no matrix–vector product; equal to ``canonical_to_natural(*canonical(x, ẋ))`` up to rounding)."""
+        if type(self).canonical is not TargetRMP.canonical:
+            return super().natural(x, xd)
+        check_state(x, xd, self.dim, "TargetRMP")
+        p = self.params
+        goal = self._buffers["goal"]
+        delta = (goal if goal.dtype == x.dtype and goal.device == x.device else goal.to(x)) - x
+        d = torch.linalg.vector_norm(delta, dim=-1, keepdim=True)
+        a = delta * (p.accel_p_gain / (d + p.accel_norm_eps)) - p.accel_d_gain * xd
+        nh = delta / d.clamp_min(p.accel_norm_eps / 10)
+        d2 = d * d
+        alpha = torch.exp(d2 * (-0.5 / p.metric_alpha_length_scale ** 2)) * (1 - p.min_metric_alpha) + p.min_metric_alpha
+        beta = torch.exp(d2 * (-0.5 / p.proximity_metric_boost_length_scale ** 2))
+        s = beta * (p.proximity_metric_boost_scalar - 1) + 1
+        c1 = s * alpha * p.max_metric_scalar  # (B, 1)
+        c2 = s * (1 - alpha) * p.min_metric_scalar
+        c2n = c2 * nh
+        f = c1 * a + c2n * (nh * a).sum(-1, keepdim=True)
+        M = torch.baddbmm(c1.unsqueeze(-1) * _eye(x.shape[0], self.dim, x), c2n.unsqueeze(-1), nh.unsqueeze(-2))
+        return f, M
+
 
 @dataclass
 class CollisionParams:
@@ -724,6 +756,16 @@ class DampingRMP(Leaf):
         a = -p.accel_d_gain * v * xd
         M = (p.metric_scalar * v + p.inertia).unsqueeze(-1) * _eye(x.shape[0], self.dim, x)
         return a, M
+
+    def natural_diag(self, x, xd):
+        """``(f = w a, m = w 1)`` with ``w = μ‖ẋ‖ + inertia`` (the metric is ``w I``); equals :meth:`natural`."""
+        if not _diag_fast_path_ok(self, DampingRMP):
+            return None
+        check_state(x, xd, self.dim, "DampingRMP")
+        p = self.params
+        v = xd.norm(dim=-1, keepdim=True)
+        w = p.metric_scalar * v + p.inertia
+        return (-p.accel_d_gain * v * xd) * w, w.expand_as(xd)
 
 
 # ==============================================================================================

@@ -124,7 +124,13 @@ def _fk_constants(dtype: torch.dtype, device: torch.device) -> Tuple[Tensor, Ten
     ``RotZ(θ) TransZ(d) = C + cos θ · E_c + sin θ · E_s`` (``C`` holds the ``z`` row and ``d``), so
     ``T_i = A_i C_i + cos θ_i · A_i E_c + sin θ_i · A_i E_s`` with ``A_i = RotX(α_i) TransX(a_i)``.
     Returns ``(AC (7, 4, 4), AEc (7, 4, 4), AEs (7, 4, 4), T_flange (4, 4))`` (rows 1…7; row 8 has θ = 0).
+    Built outside inference mode (memoised tensors must be usable in autograd afterwards).
     """
+    with torch.inference_mode(False):
+        return _fk_constants_build(dtype, device)
+
+
+def _fk_constants_build(dtype, device):
     a = torch.tensor(FRANKA_DH_A, dtype=torch.float64)
     d = torch.tensor(FRANKA_DH_D, dtype=torch.float64)
     al = torch.tensor(FRANKA_DH_ALPHA, dtype=torch.float64)
@@ -214,12 +220,13 @@ def _chain(fk, q: Tensor, qd: Optional[Tensor], n: int) -> dict:
 
 @lru_cache(maxsize=16)
 def _levi_civita(dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``(3, 9)`` with ``z @ E = vec(hat(z))`` (row-major), ``hat(z) p = z × p``."""
-    E = torch.zeros(3, 3, 3, dtype=torch.float64)
-    E[2, 1, 0], E[1, 2, 0] = 1.0, -1.0  # hat[1, 0] = z_2 ... (c, a, b) → hat_ab
-    E[2, 0, 1], E[0, 2, 1] = -1.0, 1.0
-    E[1, 0, 2], E[0, 1, 2] = 1.0, -1.0
-    return E.reshape(3, 9).to(dtype=dtype, device=device)
+    """``(3, 9)`` with ``z @ E = vec(hat(z))`` (row-major), ``hat(z) p = z × p`` (built outside inference mode)."""
+    with torch.inference_mode(False):
+        E = torch.zeros(3, 3, 3, dtype=torch.float64)
+        E[2, 1, 0], E[1, 2, 0] = 1.0, -1.0  # hat[1, 0] = z_2 ... (c, a, b) → hat_ab
+        E[2, 0, 1], E[0, 2, 1] = -1.0, 1.0
+        E[1, 0, 2], E[0, 1, 2] = 1.0, -1.0
+        return E.reshape(3, 9).to(dtype=dtype, device=device)
 
 
 def _chain_velocity(ch: dict, qd: Tensor, n: int) -> None:
@@ -411,8 +418,9 @@ class LinkPointMap(JointTaskMap):
         key = (n, like.dtype, like.device)
         c = self.__dict__.get("_mask_cache")
         if c is None or c[0] != key:
-            links = self.links.to(like.device)
-            m = (torch.arange(n, device=like.device).unsqueeze(1) < links.unsqueeze(0)).to(like.dtype).unsqueeze(1)  # (n, 1, K)
+            with torch.inference_mode(False):  # memoised: must stay usable by autograd
+                links = self.links.to(like.device)
+                m = (torch.arange(n, device=like.device).unsqueeze(1) < links.unsqueeze(0)).to(like.dtype).unsqueeze(1)  # (n, 1, K)
             c = (key, m)
             self.__dict__["_mask_cache"] = c
         return c[1]
@@ -420,7 +428,8 @@ class LinkPointMap(JointTaskMap):
     def _prefix_index(self, n, device):
         c = self.__dict__.get("_pidx_cache")
         if c is None or c[0] != (n, device):
-            c = ((n, device), self.links.to(device).clamp_max(n))
+            with torch.inference_mode(False):
+                c = ((n, device), self.links.to(device).clamp_max(n))
             self.__dict__["_pidx_cache"] = c
         return c[1]
 
