@@ -25,7 +25,8 @@ Models:
 Stepping (the choice made here, computed-torque / inverse dynamics): the policy's joint acceleration
 ``q̈`` is turned into the joint torque
 
-    ``τ = M(q) q̈ + c(q, q̇) − τ_passive(q, q̇)``
+    ``τ = M(q) q̈ + c(q, q̇) − τ_passive(q, q̇)``   (``+ h D q̈`` with joint damping ``D`` under the Euler
+    integrator, whose implicit damping solves ``(M + h D) q̈ = M q̈_explicit``)
 
 (``mj_mulM`` with MuJoCo's joint-space inertia ``M`` — armature included —, ``c = qfrc_bias``: Coriolis,
 centrifugal and gravity forces, ``τ_passive``: joint springs / dampers; Featherstone, "Rigid Body
@@ -36,7 +37,8 @@ and with MuJoCo's semi-implicit ``Euler`` integrator (the default for the built-
 forces with the obstacles push the arm, the joint ranges are MuJoCo's soft limit constraints (a small
 overshoot instead of KinematicSim's clamp), and the gravity is real (compensated by ``c``). There is no
 feedback on a reference trajectory: the RMP policy is itself a feedback law evaluated on MuJoCo's state
-at every policy step. The torque is recomputed at every MuJoCo sub-step (``substeps``). Speed limits
+at every policy step. With the ``implicit`` / ``implicitfast`` / ``RK4`` integrators and joint damping the
+tracking is exact only up to ``O(h)``. The torque is recomputed at every MuJoCo sub-step (``substeps``). Speed limits
 ``qd_max`` are enforced in the command (``q̈`` is clipped so that ``|q̇ + q̈ h| ≤ q̇_max``, which is
 KinematicSim's velocity clip), ``qdd_max`` clips ``q̈`` first. MuJoCo actuators that act on the mapped
 joints are switched off (zero gain and bias); other actuators (e.g. a gripper) and unmapped degrees of
@@ -340,6 +342,10 @@ class MujocoSim:
         self.clearance_max = float(clearance_max)
         self.datas: list = []
         self._Ma = np.zeros(m.nv)
+        damp = m.dof_damping[self.dof_adr].copy()
+        euler_damp = int(m.opt.integrator) == int(mj.mjtIntegrator.mjINT_EULER) and not (
+            int(m.opt.disableflags) & int(mj.mjtDisableBit.mjDSBL_EULERDAMP))
+        self._euler_damping = damp if euler_damp and bool((damp != 0).any()) else None
         self._acc = np.zeros(m.nv)
 
     # ------------------------------------------------------------------------------------------
@@ -469,6 +475,8 @@ class MujocoSim:
             self._acc[self.dof_adr] = a
             mj.mj_mulM(m, d, self._Ma, self._acc)
             tau = self._Ma[self.dof_adr] + d.qfrc_bias[self.dof_adr] - d.qfrc_passive[self.dof_adr]
+            if self._euler_damping is not None:  # Euler's implicit damping solves (M + h D) q̈ = M q̈_explicit
+                tau = tau + h * self._euler_damping * a
             d.qfrc_applied[:] = 0.0
             d.qfrc_applied[self.dof_adr] = tau
             mj.mj_step(m, d)
