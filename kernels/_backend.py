@@ -17,6 +17,22 @@ dense when the estimated dense footprint fits the memory budget (argument, else
 ``MANIFOLD_RL_KERNEL_MEMORY_MB``, else 256 MB), else KeOps when the manifold has a KeOps
 formula and KeOps works on this machine, else chunked.
 
+**Memory estimate.** Both the dense-vs-chunked decision and the chunk size use the bytes per
+``(i, j)`` pair of the actual formula, measured by :func:`estimate_pair_bytes`: the torch
+formula runs on tiny probe blocks (``a × b`` pairs, ``a ∈ {2, 4}``, ``b ∈ {b₀, 2b₀}``,
+``b₀ = max(4, k)``) under a :class:`~torch.utils._python_dispatch.TorchDispatchMode` that sums
+the bytes of every new storage an aten op returns (views and in-place results excluded); with
+gradients enabled the probe also runs the backward (``torch.autograd.grad``), which is what the
+checkpointed block costs in the backward pass (recompute of the forward + gradient buffers),
+so no extra factor is applied. The mixed difference ``T(2a,2b) − T(2a,b) − T(a,2b) + T(a,b)``
+over ``a·b`` keeps only the part proportional to ``rows × M`` (per-row outputs, per-column
+features and gradients cancel). The sum of all allocations bounds the peak of live ones from
+above (measured 1.4–4.6× the profiler's peak for the built-in formulas); memory that scales
+with ``N`` or ``M`` alone (inputs, outputs, gradients of ``x`` and ``y``) and allocator slack
+are not in the budget. The estimate is cached per (manifold instance, formula code and its
+non-float closure values, reduction, weight layout, ``k``, dtype, device type, feature
+dimension, gradient flags), so it costs a few milliseconds once per formula.
+
 KeOps is probed once per process and device type by compiling and running a tiny reduction
 (``import pykeops`` alone succeeds without a compiler and fails at the first call,
 refs/kernels.md §1.5); a failure gives one :class:`RuntimeWarning` and the chunked fallback.
@@ -39,9 +55,11 @@ import platform
 import shutil
 import sys
 import warnings
-from typing import Callable, Dict, Optional, Tuple
+import weakref
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.checkpoint import checkpoint
 
 from ._ops import TORCH, KeOpsOps
@@ -52,6 +70,7 @@ __all__ = [
     "resolve_backend",
     "keops_available",
     "keops_build_folder",
+    "estimate_pair_bytes",
 ]
 
 BACKENDS = ("auto", "dense", "chunked", "keops")
@@ -59,8 +78,9 @@ ENV_BACKEND = "MANIFOLD_RL_KERNEL_BACKEND"
 ENV_MEMORY = "MANIFOLD_RL_KERNEL_MEMORY_MB"
 ENV_BUILD = "MANIFOLD_RL_KEOPS_BUILD_FOLDER"
 DEFAULT_MEMORY_MB = 256.0
-#: estimated number of live ``N × M`` temporaries of a dense forward + backward
-_TEMPS = 8
+#: ``N × M`` temporaries assumed by :func:`resolve_backend` when it is called without a
+#: measured ``pair_bytes`` (direct calls); :func:`reduce_pairs` always passes the measurement
+_FALLBACK_TEMPS = 8
 
 _KEOPS_STATE: Dict[str, Tuple[bool, str]] = {}
 
@@ -149,7 +169,16 @@ def _memory_budget(memory_budget: Optional[float]) -> float:
     return float(memory_budget)
 
 
-def resolve_backend(backend: Optional[str], *, manifold, n_pairs: int, itemsize: int, device, memory_budget: Optional[float] = None) -> str:
+def resolve_backend(
+    backend: Optional[str],
+    *,
+    manifold,
+    n_pairs: int,
+    itemsize: int,
+    device,
+    memory_budget: Optional[float] = None,
+    pair_bytes: Union[None, float, Callable[[], float]] = None,
+) -> str:
     """The backend that :func:`reduce_pairs` will use (see the module docstring).
 
     Args:
@@ -160,6 +189,9 @@ def resolve_backend(backend: Optional[str], *, manifold, n_pairs: int, itemsize:
         itemsize: bytes per scalar of the computation dtype.
         device: the device of the inputs.
         memory_budget: bytes allowed for the dense ``N × M`` temporaries.
+        pair_bytes: bytes of temporaries per pair (:func:`estimate_pair_bytes`), or a
+            zero-argument callable returning it (evaluated only for ``"auto"``); None:
+            ``itemsize × 8`` (a rough default for direct calls).
 
     Returns:
         ``"dense"``, ``"chunked"`` or ``"keops"``.
@@ -183,7 +215,10 @@ def resolve_backend(backend: Optional[str], *, manifold, n_pairs: int, itemsize:
             return "chunked"
         return "keops" if keops_available(device) else "chunked"
     if name == "auto":
-        if n_pairs * itemsize * _TEMPS <= budget:
+        pb = pair_bytes() if callable(pair_bytes) else pair_bytes
+        if pb is None:
+            pb = itemsize * _FALLBACK_TEMPS
+        if n_pairs * pb <= budget:
             return "dense"
         if manifold.has_kernel_formula and keops_available(device):
             return "keops"
@@ -210,16 +245,146 @@ def _reduce_torch(manifold, fx, fy, term, reduction, w, k):
     return torch.logsumexp(t, dim=-1, keepdim=True)
 
 
-def _rows_per_block(batch: int, m: int, itemsize: int, budget: float) -> int:
-    return max(1, int(budget // (batch * m * itemsize * _TEMPS)))
+class _AllocCounter(TorchDispatchMode):
+    """Sums the bytes of every new storage returned by an aten op (views / in-place excluded).
+
+    Every returned tensor is kept alive until the mode exits, so a freed storage's address
+    cannot be reused and miscounted as a view.
+    """
+
+    def __init__(self, known):
+        super().__init__()
+        self.seen = set(known)
+        self.keep = []
+        self.nbytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                st = t.untyped_storage()
+                ptr = st.data_ptr()
+                if ptr not in self.seen:
+                    self.seen.add(ptr)
+                    self.nbytes += st.nbytes()
+                    self.keep.append(t)
+        return out
 
 
-def _reduce_chunked(manifold, fx, fy, term, reduction, w, k, budget):
+def _take_rows(t, idx, axis):
+    """``t`` with every batch dimension cut to its first entry and ``idx`` taken along ``axis``."""
+    nb = t.dim() + axis  # dimensions before the points axis
+    t = t[(slice(0, 1),) * nb]
+    return t.index_select(axis, idx.to(t.device)).detach()
+
+
+def _probe_total(manifold, fx, fy, term, reduction, w, k, w_axis, grad, a, b) -> int:
+    """Bytes allocated by the torch formula (and its backward when ``grad``) on ``a × b`` pairs."""
+    ia = torch.arange(a) % fx.shape[-2]
+    ib = torch.arange(b) % fy.shape[-2]
+    px = _take_rows(fx, ia, -2).requires_grad_(grad and fx.requires_grad)
+    py = _take_rows(fy, ib, -2).requires_grad_(grad and fy.requires_grad)
+    pw = None if w is None else _take_rows(w, ib, w_axis).requires_grad_(grad and w.requires_grad)
+    params = [p for p in manifold.parameters() if p.requires_grad] if grad and hasattr(manifold, "parameters") else []
+    wrt = [t for t in (px, py, pw) if t is not None and t.requires_grad] + params
+    known = [t.untyped_storage().data_ptr() for t in (px, py, pw) if t is not None]
+    with torch.set_grad_enabled(grad), _AllocCounter(known) as counter:
+        out = _reduce_torch(manifold, px, py, term, reduction, pw, k)
+        if grad and wrt and out.requires_grad:
+            torch.autograd.grad(out, wrt, torch.ones_like(out), allow_unused=True)
+    return counter.nbytes
+
+
+def _closure_key(fn, depth=0):
+    """Identity of a formula callable: its code and the values of its non-float closure cells."""
+    if fn is None:
+        return None
+    code = getattr(fn, "__code__", None)
+    if code is None or depth > 3:
+        return type(fn)
+    cells = []
+    for c in getattr(fn, "__closure__", None) or ():
+        try:
+            v = c.cell_contents
+        except ValueError:  # empty cell
+            v = None
+        if v is None or isinstance(v, (bool, int, str)):
+            cells.append(v)
+        elif isinstance(v, torch.Tensor):
+            cells.append(("tensor", v.dtype, tuple(v.shape), v.requires_grad))
+        elif callable(v):
+            cells.append(_closure_key(v, depth + 1))
+        else:
+            cells.append(type(v))
+    return (code, tuple(cells))
+
+
+_PAIR_BYTES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def estimate_pair_bytes(manifold, fx, fy, term, reduction: str = "sum", weights=None, k: Optional[int] = None, *, grad: Optional[bool] = None) -> float:
+    """Bytes of ``N × M`` temporaries per ``(i, j)`` pair of the torch formula (module docstring).
+
+    Args:
+        manifold: the manifold whose :meth:`~manifolds.Manifold.kernel_dist` is evaluated.
+        fx, fy: ``(*batch, n, F)`` and ``(*batch, m, F)`` kernel features (any ``n, m ≥ 1``;
+            only a few rows are used, repeated when fewer).
+        term, reduction, weights, k: as in :func:`reduce_pairs` (weights already in the
+            ``(*batch, M)`` / ``(*batch, M, E)`` layout).
+        grad: include the backward (default: gradients enabled and an input requires grad).
+
+    Returns:
+        Bytes per pair per batch element (float, ≥ the dtype's item size), an upper bound
+        on the live ``N × M`` temporaries of one forward (+ backward) of the formula.
+        Cached (see the module docstring); on a probe failure (e.g. inside a functorch
+        transform) returns ``8 × itemsize`` uncached.
+    """
+    if grad is None:
+        grad = reduction != "argkmin" and torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (fx, fy, weights))
+    w_axis = -1
+    if weights is not None and reduction == "sum" and weights.dim() == fy.dim():
+        w_axis = -2  # vector weights (*batch, M, E)
+    key = (
+        _closure_key(term),
+        reduction,
+        None if weights is None else (weights.dim() - fy.dim(), weights.shape[-1] if w_axis == -2 else None, weights.requires_grad),
+        k,
+        fx.dtype,
+        fx.device.type,
+        fx.shape[-1],
+        bool(grad),
+        bool(grad and fx.requires_grad),
+        bool(grad and fy.requires_grad),
+    )
+    try:
+        per_manifold = _PAIR_BYTES.setdefault(manifold, {})
+    except TypeError:  # not weak-referenceable / hashable: measure every time
+        per_manifold = {}
+    if key in per_manifold:
+        return per_manifold[key]
+    a, b = 2, max(4, k or 0)
+    try:
+        t = {(i, j): _probe_total(manifold, fx, fy, term, reduction, weights, k, w_axis, bool(grad), i * a, j * b) for i in (1, 2) for j in (1, 2)}
+    except Exception:  # noqa: BLE001 - an exotic context (functorch, fake tensors): rough default
+        return float(fx.element_size() * _FALLBACK_TEMPS)
+    pb = max(float(fx.element_size()), (t[2, 2] - t[2, 1] - t[1, 2] + t[1, 1]) / (a * b))
+    per_manifold[key] = pb
+    return pb
+
+
+def _rows_per_block(batch: int, m: int, pair_bytes: float, budget: float) -> int:
+    """Rows of ``x`` per chunk: ``⌊budget / (batch · M · pair_bytes)⌋``, at least 1."""
+    return max(1, int(budget // (batch * m * pair_bytes)))
+
+
+def _reduce_chunked(manifold, fx, fy, term, reduction, w, k, budget, pair_bytes=None):
     n, m = fx.shape[-2], fy.shape[-2]
     batch = math.prod(fx.shape[:-2])
-    rows = _rows_per_block(batch, m, fx.element_size(), budget)
     tensors = [t for t in (fx, fy, w) if t is not None]
     use_ckpt = reduction != "argkmin" and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if pair_bytes is None:
+        pair_bytes = estimate_pair_bytes(manifold, fx, fy, term, reduction, w, k, grad=use_ckpt)
+    rows = _rows_per_block(batch, m, pair_bytes, budget)
 
     def block(fxb, fy_, w_):
         return _reduce_torch(manifold, fxb, fy_, term, reduction, w_, k)
@@ -323,13 +488,26 @@ def reduce_pairs(
         if tail[0] != m:
             raise ValueError(f"weights must have {m} entries along the points of y, got shape {tuple(weights.shape)}")
         w = w.expand(batch + tuple(tail))
+    measured = []
+
+    def pair_bytes():
+        if not measured:
+            measured.append(estimate_pair_bytes(manifold, fx, fy, term, reduction, w, k))
+        return measured[0]
+
     chosen = resolve_backend(
-        backend, manifold=manifold, n_pairs=math.prod(batch) * n * m, itemsize=fx.element_size(), device=fx.device, memory_budget=memory_budget
+        backend,
+        manifold=manifold,
+        n_pairs=math.prod(batch) * n * m,
+        itemsize=fx.element_size(),
+        device=fx.device,
+        memory_budget=memory_budget,
+        pair_bytes=pair_bytes,
     )
     if chosen == "dense":
         out = _reduce_torch(manifold, fx, fy, term, reduction, w, k)
     elif chosen == "chunked":
-        out = _reduce_chunked(manifold, fx, fy, term, reduction, w, k, _memory_budget(memory_budget))
+        out = _reduce_chunked(manifold, fx, fy, term, reduction, w, k, _memory_budget(memory_budget), pair_bytes())
     else:
         try:
             out = _reduce_keops(manifold, fx, fy, term, reduction, w, k)

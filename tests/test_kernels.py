@@ -21,6 +21,7 @@ from scipy.spatial.distance import cdist
 
 import kernels
 from kernels import _backend
+from kernels.reductions import _kernel_term
 from kernels import (
     barrier_sum,
     energy_distance,
@@ -144,8 +145,12 @@ def test_poincare_near_boundary_distance_is_large_and_exact():
 
 # ---------------------------------------------------------------------------- dense vs chunked
 def _few_rows_budget(rows, m, itemsize=8):
-    """A memory budget that makes the chunked backend use ``rows`` rows per block."""
-    return rows * m * itemsize * _backend._TEMPS
+    """A memory budget that makes the chunked backend use at most ``rows`` rows per block.
+
+    (The chunk size uses the measured bytes per pair, :func:`kernels._backend.estimate_pair_bytes`,
+    which is larger than ``8 × itemsize`` for every formula here, so blocks have 1 or 2 rows.)
+    """
+    return rows * m * itemsize * _backend._FALLBACK_TEMPS
 
 
 AGREE = ["euclidean", "sphere2", "torus", "so3", "poincare", "stereo_learnable", "hyperboloid_c05", "spd_lem", "product_s2_r2", "spd_aim"]
@@ -213,7 +218,10 @@ def test_chunked_uses_several_blocks(monkeypatch):
     monkeypatch.setattr(_backend, "_reduce_torch", spy)
     S = Sphere(2)
     x = _rand(S, 7, 0)
-    kernel_sum(S, x, x, backend="chunked", memory_budget=_few_rows_budget(2, 7))
+    fx = S.kernel_features(x)
+    pb = _backend.estimate_pair_bytes(S, fx, fx, _kernel_term(S, "gaussian", 1.0, False), "sum", grad=False)
+    calls.clear()  # the probe blocks of the estimate (cached: kernel_sum does not probe again)
+    kernel_sum(S, x, x, backend="chunked", memory_budget=2.5 * 7 * pb)  # 2 rows per block
     assert calls == [2, 2, 2, 1]
 
 
