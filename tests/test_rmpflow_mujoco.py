@@ -267,3 +267,17 @@ def test_bad_input_raises():
         sim.rollout(lambda q, qd: torch.zeros_like(q), q, steps=0)
     with pytest.raises(ValueError, match="compiled MjModel"):
         MujocoSim(sim.model, joints, obstacles=[Sphere([1.0, 1.0, 1.0], 0.1)])
+
+
+@needs_mujoco
+def test_readme_mujoco_example_runs(capsys):
+    import re
+
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+              if "MujocoSim" in b]
+    assert blocks, "README has no MujocoSim example"
+    exec(compile(blocks[0], "README-mujoco", "exec"), {"__name__": "readme_mujoco"})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("KinematicSim True") and lines[1].startswith("MujocoSim True")
+    assert lines[0].split()[2:] == lines[1].split()[2:]  # same time to goal and clearance
+    assert lines[2].startswith("0 0.0 ")  # no contact, no penetration
