@@ -90,6 +90,30 @@ def test_zero_acceleration_holds_the_arm_under_gravity():
 
 
 @needs_mujoco
+def test_joint_ranges_stop_the_arm():
+    from manifold_rl.rmpflow import MujocoSim
+
+    robot = FrankaPanda()
+    push = torch.zeros(1, 7, dtype=D64)
+    push[0, 3], push[0, 0] = 5.0, -5.0  # joint 4 into its upper limit −0.0698, joint 1 into −2.8973
+    q0 = robot.default_q.unsqueeze(0)
+    out = MujocoSim.for_robot(robot, dt=0.01).rollout(lambda q, qd: push, q0, steps=200)
+    ks = KinematicSim.for_robot(robot, dt=0.01).rollout(lambda q, qd: push, q0, steps=200)
+    # the command is clipped at the range (KinematicSim's clamp): the joints stop at their limits and
+    # the others, commanded to rest, stay put
+    assert float(out.q[:, 0, 3].max()) <= float(robot.q_max[3]) + 1e-9
+    assert float(out.q[:, 0, 0].min()) >= float(robot.q_min[0]) - 1e-9
+    torch.testing.assert_close(out.q[-1], ks.q[-1], atol=1e-9, rtol=0)
+    assert float(out.qd[-1].abs().max()) < 1e-9
+    # without the clip MuJoCo's limit constraint stops the joint; its reaction on the torque-driven arm
+    # (through M⁻¹) also moves the joints commanded to rest
+    free = MujocoSim.for_robot(robot, dt=0.01, respect_limits=False).rollout(lambda q, qd: push, q0, steps=200)
+    over = float(free.q[:, 0, 3].max() - robot.q_max[3])
+    assert 0 < over < 0.05
+    assert float((free.q[-1, 0, [1, 2, 4, 5, 6]] - q0[0, [1, 2, 4, 5, 6]]).abs().max()) > 1e-2
+
+
+@needs_mujoco
 def test_commanded_acceleration_reproduces_kinematic_sim():
     from manifold_rl.rmpflow import MujocoSim
 
@@ -202,7 +226,8 @@ def test_user_mjcf_path_with_added_obstacles_and_damping(tmp_path):
         "</worldbody>", '</worldbody>\n  <actuator><position joint="panda_joint1" kp="500"/></actuator>')
     path = tmp_path / "panda_user.xml"
     path.write_text(xml)
-    obst = [Sphere([0.45, 0.15, 0.4], 0.07), Box([0.6, -0.2, 0.2], [0.05, 0.05, 0.1])]
+    yaw = torch.tensor([[0.8, -0.6, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]], dtype=D64)  # rotated box
+    obst = [Sphere([0.45, 0.15, 0.4], 0.07), Box([0.6, -0.2, 0.2], [0.05, 0.08, 0.1], yaw)]
     joints = [f"panda_joint{i}" for i in range(1, 8)]
     q0 = robot.default_q.unsqueeze(0)
     acc = torch.full((1, 7), 0.3, dtype=D64)

@@ -188,3 +188,236 @@ def test_natural_diag_disabled_for_overrides():
     f1 = RMPFlow(root).to(D64).pullback(RMPFlow(root).pushforward(q, qd))[0]
     f2 = RMPFlow(root, pullback_mode="recursive").pullback(RMPFlow(root).pushforward(q, qd))[0]
     _close(f1, f2)
+
+
+# ----------------------------------------------------------------------------------------------
+# hot-path rewrites (control-step target) against the textbook formulas they replaced
+# ----------------------------------------------------------------------------------------------
+def _ref_collision(p, x, xd):
+    x = (x - p.margin).clamp_min(0.0)
+    r = p.metric_modulation_radius
+    gate = (1 - x / r).clamp_min(0.0) ** 2
+    s1 = 1 - torch.sigmoid(xd / p.damping_velocity_gate_length_scale)
+    m = s1 * p.metric_scalar / (x / p.metric_exploder_std_dev + p.metric_exploder_eps) * gate
+    a = p.repulsion_gain * torch.exp(-x / p.repulsion_std_dev) - s1 * p.damping_gain * xd / (x / p.damping_std_dev + p.damping_robustness_eps)
+    return a, m
+
+
+def _ref_joint_limit(p, x, xd):
+    x = x.clamp_min(0.0)
+    m = (1 - torch.sigmoid(xd / p.metric_velocity_gate_length_scale)) * p.metric_scalar / (x / p.metric_length_scale + p.metric_exploder_eps)
+    a = p.accel_potential_gain / ((x / p.accel_potential_exploder_length_scale) ** 2 + p.accel_potential_exploder_eps) - p.accel_damper_gain * xd
+    return a, m
+
+
+def _ref_velocity_cap(p, x, xd):
+    vr = p.velocity_damping_region
+    c = p.max_velocity - vr
+    delta = xd.abs() - c
+    active = delta > 0
+    a = -(p.damping_gain * delta).abs() * torch.sign(xd)
+    r = delta.clamp_max(vr - 1e-6) / vr
+    m = p.metric_weight / (1 - r * r)
+    zero = torch.zeros_like(xd)
+    return torch.where(active, a, zero), torch.where(active, m, zero)
+
+
+def _ref_cspace(p, target, x, xd):
+    d = x - target
+    nrm = d.norm(dim=-1, keepdim=True)
+    far = -p.position_gain * p.robust_position_term_thresh * d / nrm.clamp_min(torch.finfo(x.dtype).tiny)
+    a = torch.where(nrm < p.robust_position_term_thresh, -p.position_gain * d, far) - p.damping_gain * xd
+    return a, (p.metric_scalar + p.inertia) * torch.eye(x.shape[1], dtype=x.dtype).expand(x.shape[0], -1, -1)
+
+
+def _ref_damping(p, x, xd):
+    v = xd.norm(dim=-1, keepdim=True)
+    return -p.accel_d_gain * v * xd, (p.metric_scalar * v + p.inertia).unsqueeze(-1) * torch.eye(x.shape[1], dtype=x.dtype)
+
+
+def _ref_target(p, goal, x, xd):
+    delta = goal - x
+    d = delta.norm(dim=-1, keepdim=True)
+    a = p.accel_p_gain * delta / (d + p.accel_norm_eps) - p.accel_d_gain * xd
+    nh = delta / d.clamp_min(p.accel_norm_eps / 10)
+    S = nh.unsqueeze(-1) * nh.unsqueeze(-2)
+    alpha = ((1 - p.min_metric_alpha) * torch.exp(-0.5 * (d / p.metric_alpha_length_scale) ** 2) + p.min_metric_alpha).unsqueeze(-1)
+    M = alpha * p.max_metric_scalar * torch.eye(3, dtype=x.dtype) + (1 - alpha) * p.min_metric_scalar * S
+    beta = torch.exp(-0.5 * (d / p.proximity_metric_boost_length_scale) ** 2).unsqueeze(-1)
+    return a, (beta * p.proximity_metric_boost_scalar + (1 - beta)) * M
+
+
+def _natural(a, M):
+    return (M @ a.unsqueeze(-1)).squeeze(-1), M
+
+
+@pytest.mark.parametrize("lula", [False, True])
+def test_hot_path_leaves_equal_reference_formulas(lula):
+    from manifold_rl.rmpflow import CSpaceTargetParams, DampingParams, JointLimitParams, TargetParams
+    g = torch.Generator().manual_seed(3)
+    B, m = 64, 14
+    # distances spanning negative, inside the modulation radius and beyond; velocities of both signs incl. 0
+    x = torch.rand(B, m, generator=g, dtype=D64) * 0.8 - 0.05
+    xd = 2.5 * torch.randn(B, m, generator=g, dtype=D64)
+    xd[0] = 0.0
+    cp = CollisionParams.lula() if lula else CollisionParams(margin=0.01)
+    leaf = CollisionRMP(m, cp)
+    fa, ma = _ref_collision(cp, x, xd)
+    f, M = leaf(x, xd)
+    _close(f, ma * fa)
+    _close(M, torch.diag_embed(ma))
+    _close(leaf.natural_diag_stacked(x, xd)[0], ma * fa)
+    jp = JointLimitParams.lula() if lula else JointLimitParams()
+    fa, ma = _ref_joint_limit(jp, x, xd)
+    f, M = JointLimitRMP(m, jp)(x, xd)
+    _close(f, ma * fa)
+    _close(M, torch.diag_embed(ma))
+    vp = JointVelocityCapParams.lula() if lula else JointVelocityCapParams()
+    xdv = 1.3 * vp.max_velocity * (2 * torch.rand(B, m, generator=g, dtype=D64) - 1)
+    fa, ma = _ref_velocity_cap(vp, x, xdv)
+    f, M = JointVelocityCapRMP(m, vp)(x, xdv)
+    _close(f, ma * fa)
+    _close(M, torch.diag_embed(ma))
+    assert bool((ma > 0).any()) and bool((ma == 0).any())  # both branches exercised
+    q, qd = _state(B=B)
+    tq = FrankaPanda().default_q
+    q[:3] = tq + 0.01  # ‖δ‖ < θ branch
+    cs = CSpaceTargetParams.lula() if lula else CSpaceTargetParams()
+    leaf = CSpaceTargetRMP(7, tq, cs).to(D64)
+    fr, Mr = _natural(*_ref_cspace(cs, tq, q, qd))
+    f, m_ = leaf.natural_diag(q, qd)
+    _close(f, fr)
+    _close(torch.diag_embed(m_), Mr)
+    dp = DampingParams.lula() if lula else DampingParams()
+    fr, Mr = _natural(*_ref_damping(dp, q, qd))
+    f, m_ = DampingRMP(7, dp).natural_diag(q, qd)
+    _close(f, fr)
+    _close(torch.diag_embed(m_), Mr)
+    tp = TargetParams.lula() if lula else TargetParams()
+    goal = torch.tensor([0.5, 0.1, 0.4], dtype=D64)
+    y = goal + torch.randn(B, 3, generator=g, dtype=D64) * torch.logspace(-4, 0, B, dtype=D64).unsqueeze(-1)
+    y[0] = goal  # d = 0
+    yd = torch.randn(B, 3, generator=g, dtype=D64)
+    fr, Mr = _natural(*_ref_target(tp, goal, y, yd))
+    f, M = TargetRMP(3, goal, tp).to(D64)(y, yd)
+    _close(f, fr)
+    _close(M, Mr)
+
+
+def _sphere_flow(obstacles, fuse=True, params=None):
+    robot = FrankaPanda()
+    root = RMPRoot(7)
+    cp = root.add_child(robot.control_point_map())
+    K = cp.task_map.num_points
+    leaves = []
+    for i, ob in enumerate(obstacles):
+        leaves.append(cp.add_child(ObstacleDistanceMap(ob, robot.sphere_radii)).add_leaf(
+            CollisionRMP(K, (params or {}).get(i, CollisionParams(metric_scalar=3.0)))))
+    root.add_child(robot.end_effector_map()).add_leaf(TargetRMP(3, torch.tensor([0.5, 0.2, 0.5], dtype=D64)))
+    root.add_child(joint_limit_map(robot.q_min, robot.q_max)).add_leaf(JointLimitRMP(14))
+    root.add_leaf(DampingRMP(7))
+    return RMPFlow(root, fuse_siblings=fuse).to(D64), root, leaves
+
+
+@pytest.mark.parametrize("kind", ["spheres", "per_env_spheres", "mixed"])
+def test_sibling_fusion_equals_unfused(kind):
+    B = 6
+    q, qd = _state(B=B, seed=2)
+    g = torch.Generator().manual_seed(5)
+    if kind == "spheres":
+        obs = [Sphere([0.5, 0.0, 0.4], 0.1), Sphere([0.3, 0.3, 0.6], 0.08), Sphere([0.4, -0.2, 0.2], 0.05)]
+    elif kind == "per_env_spheres":
+        obs = [Sphere(torch.tensor([0.5, 0.0, 0.4], dtype=D64) + 0.05 * torch.randn(B, 3, generator=g, dtype=D64),
+                      0.05 + 0.05 * torch.rand(B, generator=g, dtype=D64)),
+               Sphere([0.3, 0.3, 0.6], 0.08)]
+    else:
+        obs = [Sphere([0.5, 0.0, 0.4], 0.1), Box([0.4, -0.3, 0.3], [0.05, 0.1, 0.2]), Sphere([0.3, 0.3, 0.6], 0.08)]
+    fused, root, _ = _sphere_flow(obs)
+    assert len(fused._topology()[5]) == 1  # one group of len(obs) siblings
+    plain = RMPFlow(root, fuse_siblings=False)
+    rec = RMPFlow(root, pullback_mode="recursive")
+    st = fused.pushforward(q, qd)
+    st0 = plain.pushforward(q, qd)
+    for o1, o0 in zip(st.outputs[1:], st0.outputs[1:]):
+        _close(o1.x, o0.x)
+        _close(o1.xd, o0.xd)
+        _close(o1.J, o0.J)
+        _close(o1.Jdot_qd, o0.Jdot_qd)
+    f1, M1 = fused.pullback(st)
+    f0, M0 = plain.pullback(st0)
+    f2, M2 = rec.pullback(rec.pushforward(q, qd))
+    for a in (f0, f2):
+        _close(f1, a)
+    for a in (M0, M2):
+        _close(M1, a)
+    _close(fused(q, qd), plain(q, qd))
+    for b in range(B):  # batch equals per environment (per-environment obstacles sliced accordingly)
+        if kind == "per_env_spheres":
+            break
+        _close(fused(q[b:b + 1], qd[b:b + 1]), fused(q, qd)[b:b + 1])
+
+
+def test_sibling_fusion_follows_parameter_and_obstacle_changes():
+    q, qd = _state(B=3, seed=4)
+    obs = [Sphere([0.5, 0.0, 0.4], 0.1), Sphere([0.3, 0.3, 0.6], 0.08)]
+    fused, root, leaves = _sphere_flow(obs)
+    plain = RMPFlow(root, fuse_siblings=False)
+    with torch.inference_mode():
+        fused(q, qd)  # populate the memoised stacked obstacle constants
+    obs[1].center.add_(0.05)  # moved in place
+    _close(fused(q, qd), plain(q, qd))
+    obs[0].center = torch.tensor([0.45, 0.05, 0.35], dtype=D64)  # replaced
+    _close(fused(q, qd), plain(q, qd))
+    assert fused.pushforward(q, qd).groups  # still one group
+    leaves[1].params.repulsion_gain = 50.0  # leaves now differ: evaluated separately
+    assert not fused.pushforward(q, qd).groups
+    _close(fused(q, qd), plain(q, qd))
+
+
+def test_inference_mode_first_then_autograd():
+    """Memoised constants (FK table, identities, masks, stacked obstacles) must not be inference tensors."""
+    import subprocess
+    import sys
+    code = (
+        "import torch\n"
+        "from manifold_rl.rmpflow import RMPRoot, RMPFlow, CollisionRMP, TargetRMP, DampingRMP, JointLimitRMP, joint_limit_map\n"
+        "from manifold_rl.rmpflow.obstacles import ObstacleDistanceMap, Sphere\n"
+        "from manifold_rl.rmpflow.robots.franka import FrankaPanda\n"
+        "r = FrankaPanda(); root = RMPRoot(7); cp = root.add_child(r.control_point_map())\n"
+        "for c in ([0.5, 0, 0.4], [0.3, 0.3, 0.6]):\n"
+        "    cp.add_child(ObstacleDistanceMap(Sphere(c, 0.1), r.sphere_radii)).add_leaf(CollisionRMP(23))\n"
+        "root.add_child(r.end_effector_map()).add_leaf(TargetRMP(3, torch.tensor([0.5, 0.2, 0.5], dtype=torch.float64)))\n"
+        "root.add_child(joint_limit_map(r.q_min, r.q_max)).add_leaf(JointLimitRMP(14)); root.add_leaf(DampingRMP(7))\n"
+        "flow = RMPFlow(root).double(); q = r.default_q[None].clone(); qd = 0.1 * torch.ones(1, 7, dtype=torch.float64)\n"
+        "with torch.inference_mode():\n"
+        "    flow(q, qd)\n"
+        "q.requires_grad_(True); flow(q, qd).sum().backward(); assert torch.isfinite(q.grad).all(); print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_lazy_affine_and_slice_outputs_equal_generic_path():
+    from manifold_rl.rmpflow import SliceMap
+    from manifold_rl.rmpflow.core import TaskMap
+    q, qd = _state(B=4)
+    for m in (joint_limit_map(FrankaPanda().q_min, FrankaPanda().q_max, scale=0.1).to(D64), SliceMap(7, [1, 2, 3]),
+              SliceMap(7, [5, 0, 3])):
+        out = m(q, qd)
+        ref = TaskMap._evaluate(m, q, qd, "analytic")  # psi, jacobian, jdot_qd, xd = J qd
+        _close(out.x, ref.x)
+        _close(out.xd, ref.xd)
+        _close(out.J, ref.J)
+        _close(out.Jdot_qd, ref.Jdot_qd)
+
+
+def test_damped_resolve_equals_reference_formula():
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(5, 7, 7, generator=g, dtype=D64)
+    M = A @ A.transpose(1, 2) * torch.logspace(-3, 4, 5, dtype=D64).reshape(-1, 1, 1)
+    f = torch.randn(5, 7, generator=g, dtype=D64)
+    flow = RMPFlow(RMPRoot(7))
+    s = (0.01 * M.abs().amax(dim=(-2, -1))).clamp_min(1.0)
+    ref = torch.linalg.solve(M + (s * 1e-3).reshape(-1, 1, 1) * torch.eye(7, dtype=D64), f.unsqueeze(-1)).squeeze(-1)
+    _close(flow.resolve(f, M), ref)
+    ref0 = torch.linalg.solve(M + 1e-3 * torch.eye(7, dtype=D64), f.unsqueeze(-1)).squeeze(-1)
+    _close(RMPFlow(RMPRoot(7), method="solve").resolve(f, M), ref0)

@@ -376,6 +376,25 @@ class TaskMap(nn.Module):
             return out.J, out.Jdot_qd
         return out.J @ J_parent, _mv(out.J, jd_parent) + out.Jdot_qd
 
+    # -- evaluation of sibling maps as one group (optional) ----------------------------------------
+    def group_key(self):
+        """Hashable key under which sibling maps (same parent) may be evaluated together by
+        :meth:`evaluate_group` (``None``, the default: never)."""
+        return None
+
+    @classmethod
+    def evaluate_group(cls, maps, x: Tensor, xd: Tensor):
+        """Evaluate maps with equal :meth:`group_key` at the parent state ``x, xd``.
+
+        Returns ``(stacked, outputs)``: one :class:`TaskMapOutput` holding the rows of all maps in
+        order (its ``J`` may be lazy) and the per-map outputs (equal to each map's own evaluation).
+        """
+        raise NotImplementedError
+
+    def compose_group_total(self, stacked: TaskMapOutput, J_parent: Optional[Tensor], jd_parent: Optional[Tensor]):
+        """:meth:`compose_total` of a :meth:`evaluate_group` result (default: :meth:`compose_total`)."""
+        return self.compose_total(stacked, J_parent, jd_parent)
+
     # -- pullback of an RMP through this map ----------------------------------------------------
     def pullback_rmp(self, out: TaskMapOutput, f: Tensor, M: Tensor) -> Tuple[Tensor, Tensor]:
         """Pull ``[f, M]`` (``(B, m)``, ``(B, m, m)``) back: ``Jᵀ(f − M J̇q̇)``, ``Jᵀ M J``."""
@@ -656,6 +675,21 @@ class Leaf(nn.Module):
         """
         return None
 
+    def fusion_key(self):
+        """Hashable key of an element-wise diagonal leaf (``None``, the default: not fusable).
+
+        Sibling leaf nodes of :class:`RMPFlow` whose task maps share a :meth:`TaskMap.group_key` and
+        whose single leaves share a fusion key are evaluated as one: their coordinates are
+        concatenated and passed once to :meth:`natural_diag_stacked`. A leaf may return a key only if
+        its RMP acts on each coordinate independently with the same parameters (so evaluating the
+        concatenation equals evaluating the parts); the key must change with its parameters.
+        """
+        return None
+
+    def natural_diag_stacked(self, x: Tensor, xd: Tensor) -> Tuple[Tensor, Tensor]:
+        """:meth:`natural_diag` on concatenated coordinates of any width ``(B, m')`` (fusable leaves only)."""
+        raise NotImplementedError(f"{type(self).__name__} is not fusable")
+
 
 def _diag_fast_path_ok(leaf: nn.Module, cls: type) -> bool:
     """True when ``leaf``'s ``forward``/``natural``/``canonical`` are those of ``cls`` (no subclass override)."""
@@ -722,12 +756,14 @@ class RMPRoot(RMPNode):
 @dataclass
 class FlowState:
     """Pushforward result: ``nodes`` in pre-order and their ``outputs`` (``None`` for the root, whose
-    state is ``(q, qd)``); ``states[i] = (x_i, ẋ_i)`` for every node."""
+    state is ``(q, qd)``); ``states[i] = (x_i, ẋ_i)`` for every node. ``groups`` (internal): sibling
+    nodes evaluated as one group, ``{first index: (member indices, stacked output, key)}``."""
 
     nodes: List[RMPNode]
     outputs: List[Optional[TaskMapOutput]]
     states: List[Tuple[Tensor, Tensor]]
     parent_index: List[int]
+    groups: Optional[Dict[int, Tuple[List[int], TaskMapOutput, object]]] = None
 
 
 RESOLVE_METHODS = ("damped", "pinv", "solve")
@@ -746,13 +782,23 @@ class RMPFlow(nn.Module):
       for non-singular ``M``).
     * ``"pinv"``: ``q̈ = pinv(M, rtol=rcond) f`` (Moore–Penrose; ``rcond=None`` → ``n·eps``).
 
+    Sibling fusion (``fuse_siblings=True``, default; ``pullback_mode="compose"``): childless sibling nodes
+    whose task maps share a :meth:`TaskMap.group_key` and whose single leaves share a
+    :meth:`Leaf.fusion_key` — e.g. the distance maps of several obstacles from one control-point node,
+    each with a ``CollisionRMP`` of equal parameters — are evaluated as one map and one leaf on the
+    concatenated coordinates (fewer, larger tensor operations; equal up to rounding, tested). Keys are
+    re-checked at every call, so changing a leaf's parameters splits the group.
+
     Args:
         root: the :class:`RMPRoot`. method, reg, scale_frac, rcond: see above.
+        pullback_mode: ``"compose"`` (default) or ``"recursive"``, see :meth:`pullback`.
+        fuse_siblings: see above.
     """
 
     def __init__(self, root: RMPRoot, method: str = "damped", reg: float = 1e-3, scale_frac: float = 0.01,
-                 rcond: Optional[float] = None, pullback_mode: str = "compose"):
+                 rcond: Optional[float] = None, pullback_mode: str = "compose", fuse_siblings: bool = True):
         super().__init__()
+        self.fuse_siblings = bool(fuse_siblings)
         if pullback_mode not in ("compose", "recursive"):
             raise ValueError(f"RMPFlow: pullback_mode must be 'compose' or 'recursive', got {pullback_mode!r}")
         self.pullback_mode = pullback_mode
@@ -764,7 +810,7 @@ class RMPFlow(nn.Module):
             raise ValueError(f"RMPFlow: reg and scale_frac must be >= 0, got {reg}, {scale_frac}")
         self.root = root
         self.method, self.reg, self.scale_frac, self.rcond = method, float(reg), float(scale_frac), rcond
-        self._order: Optional[tuple] = None  # (nodes, parents, plan, signature[, needed]), see _topology
+        self._order: Optional[tuple] = None  # (nodes, parents, plan, signature, needed, groups, fuse flag), see _topology
 
     def _topology(self):
         """``(nodes, parents, plan)`` in pre-order, rebuilt only when the tree changed.
@@ -774,9 +820,9 @@ class RMPFlow(nn.Module):
         ``children_nodes`` / ``leaves`` lists and the identity of its ``task_map``.
         """
         o = self._order
-        if o is not None:
-            for nd, ch, nch, lv, nlv, tm in o[3]:
-                if len(ch) != nch or len(lv) != nlv or nd._modules.get("task_map") is not tm:
+        if o is not None and o[6] == self.fuse_siblings:
+            for mods, ch, nch, lv, nlv, tm in o[3]:
+                if len(ch) != nch or len(lv) != nlv or mods.get("task_map") is not tm:
                     break
             else:
                 return o
@@ -788,10 +834,33 @@ class RMPFlow(nn.Module):
         for nd in nodes:
             ch, lv = nd._modules["children_nodes"], nd._modules["leaves"]
             tm = nd._modules.get("task_map")
-            sig.append((nd, ch, len(ch), lv, len(lv), tm))
+            sig.append((nd._modules, ch._modules, len(ch), lv._modules, len(lv), tm))  # dicts: C-level len()
             plan.append((tm, list(lv)))
-        self._order = (nodes, parents, plan, sig)
+        groups = self._find_groups(nodes, parents, plan) if self.fuse_siblings else {}
+        self._order = (nodes, parents, plan, sig, self._needed(nodes, parents), groups, self.fuse_siblings)
         return self._order
+
+    @staticmethod
+    def _group_key(tm, leaves):
+        """Fusion key of a childless node with one fusable leaf under a groupable map, else ``None``."""
+        if len(leaves) != 1 or not isinstance(leaves[0], Leaf):
+            return None
+        gk = tm.group_key()
+        if gk is None:
+            return None
+        lk = leaves[0].fusion_key()
+        return None if lk is None else (gk, lk)
+
+    def _find_groups(self, nodes, parents, plan) -> Dict[int, List[int]]:
+        """Sibling leaf nodes with equal :meth:`_group_key` (≥ 2 of them): ``{first index: members}``."""
+        buckets: Dict[Tuple[int, object], List[int]] = {}
+        for i in range(1, len(nodes)):
+            if len(nodes[i].children_nodes) > 0:
+                continue
+            k = self._group_key(*plan[i])
+            if k is not None:
+                buckets.setdefault((parents[i], k), []).append(i)
+        return {m[0]: m for m in buckets.values() if len(m) > 1}
 
     def pushforward(self, q: Tensor, qd: Tensor) -> FlowState:
         """States of all nodes: ``x = ψ(x_parent)``, ``ẋ = J ẋ_parent``. ``q, qd: (B, n)``."""
@@ -800,14 +869,41 @@ class RMPFlow(nn.Module):
         nodes, parents, plan = o[0], o[1], o[2]
         outs: List[Optional[TaskMapOutput]] = [None]
         states = [(q, qd)]
+        groups = o[5] if self.pullback_mode == "compose" else {}
+        N = len(nodes)
+        if not groups:
+            with evaluation_cache():
+                for i in range(1, N):
+                    xp, xdp = states[parents[i]]
+                    tm = plan[i][0]
+                    out = tm._evaluate(xp, xdp, tm.jacobian_mode)
+                    outs.append(out)
+                    states.append((out.x, out.xd))
+            return FlowState(nodes, outs, states, parents)
+        outs = outs + [None] * (N - 1)
+        states = states + [None] * (N - 1)
+        done: Dict[int, Tuple[List[int], TaskMapOutput, object]] = {}
         with evaluation_cache():
-            for i in range(1, len(nodes)):
+            for i in range(1, N):
+                if outs[i] is not None:
+                    continue
                 xp, xdp = states[parents[i]]
+                members = groups.get(i)
+                if members is not None:
+                    keys = [self._group_key(*plan[j]) for j in members]
+                    if all(k == keys[0] for k in keys) and keys[0] is not None:
+                        maps = [plan[j][0] for j in members]
+                        stacked, mouts = type(maps[0]).evaluate_group(maps, xp, xdp)
+                        for j, mo in zip(members, mouts):
+                            outs[j] = mo
+                            states[j] = (mo.x, mo.xd)
+                        done[i] = (members, stacked, keys[0])
+                        continue
                 tm = plan[i][0]
-                o = tm._evaluate(xp, xdp, tm.jacobian_mode)
-                outs.append(o)
-                states.append((o.x, o.xd))
-        return FlowState(nodes, outs, states, parents)
+                out = tm._evaluate(xp, xdp, tm.jacobian_mode)
+                outs[i] = out
+                states[i] = (out.x, out.xd)
+        return FlowState(nodes, outs, states, parents, done)
 
     def pullback(self, state: FlowState) -> Tuple[Tensor, Tensor]:
         """Root RMP ``[f, M]`` (``(B, n)``, ``(B, n, n)``) from all leaves.
@@ -853,13 +949,12 @@ class RMPFlow(nn.Module):
         q = states[0][0]
         o = self._topology()
         if o[0] is nodes or (len(o[0]) == len(nodes) and all(a is b for a, b in zip(o[0], nodes))):
-            plan = o[2]
-            if len(o) < 5:
-                self._order = o = o + (self._needed(nodes, parents),)
-            need = o[4]
+            plan, need = o[2], o[4]
         else:  # a state from another tree
             plan = [(nd.task_map, list(nd.leaves)) for nd in nodes]
             need = self._needed(nodes, parents)
+        groups = state.groups or {}
+        skip = set()
         tot: List[Optional[Tuple[Tensor, Tensor]]] = [None] * len(nodes)
         f_root: Optional[Tensor] = None
         M_root: Optional[Tensor] = None
@@ -868,9 +963,23 @@ class RMPFlow(nn.Module):
         diag_m: List[Tensor] = []
         diag_f: List[Tensor] = []
         for i in range(len(nodes)):
-            if not need[i]:
+            if not need[i] or i in skip:
                 continue
             tm, leaves = plan[i]
+            grp = groups.get(i)
+            if grp is not None:
+                members, stacked, key = grp
+                if all(self._group_key(*plan[j]) == key for j in members):
+                    # fused siblings: one total Jacobian, one leaf evaluation on the stacked rows
+                    p = parents[i]
+                    Jp, jdp = (None, None) if p == 0 else tot[p]
+                    J, jd = tm.compose_group_total(stacked, Jp, jdp)
+                    fl, ml = leaves[0].natural_diag_stacked(stacked.x, stacked.xd)
+                    diag_J.append(J)
+                    diag_m.append(ml)
+                    diag_f.append(fl - ml * jd)
+                    skip.update(members)
+                    continue
             if i > 0:
                 p = parents[i]
                 Jp, jdp = (None, None) if p == 0 else tot[p]
@@ -932,11 +1041,10 @@ class RMPFlow(nn.Module):
             return _mv(torch.linalg.pinv(M, rtol=self.rcond), f)
         eye = constant_eye(n, M.dtype, M.device)
         if self.method == "damped":
-            s = (self.scale_frac * M.detach().abs().amax(dim=(-2, -1))).clamp_min(1.0)
-            lam = (s * self.reg).reshape(-1, 1, 1)
-        else:
-            lam = self.reg
-        return torch.linalg.solve(M + lam * eye, f.unsqueeze(-1)).squeeze(-1)
+            # s·reg = max(scale_frac·max|M|, 1)·reg = max(scale_frac·reg·max|M|, reg)
+            lam = (M.detach().abs().amax(dim=(-2, -1)) * (self.scale_frac * self.reg)).clamp_min(self.reg).reshape(-1, 1, 1)
+            return torch.linalg.solve(torch.addcmul(M, lam, eye), f)
+        return torch.linalg.solve(M + self.reg * eye, f)
 
     def forward(self, q: Tensor, qd: Tensor) -> Tensor:
         """``q̈ = resolve(pullback(pushforward(q, qd)))`` for ``q, qd: (B, n)``."""

@@ -461,8 +461,15 @@ class CSpaceTargetRMP(Leaf):
         """``(f = c a, m = c 1)`` with ``c = μ + inertia`` (the metric is ``c I``); equals :meth:`natural`."""
         if not _diag_fast_path_ok(self, CSpaceTargetRMP):
             return None
-        a, _ = self.canonical(x, xd)
-        c = self.params.metric_scalar + self.params.inertia
+        check_state(x, xd, self.dim, "CSpaceTargetRMP")
+        p = self.params
+        target = self._buffers["target"]
+        d = x - (target if target.dtype == x.dtype and target.device == x.device else target.to(x))
+        nrm = torch.linalg.vector_norm(d, dim=-1, keepdim=True)
+        # where(‖δ‖ < θ, −k_p δ, −k_p θ δ/‖δ‖) = −k_p δ · min(1, θ/‖δ‖)
+        scale = (p.robust_position_term_thresh / nrm.clamp_min(torch.finfo(x.dtype).tiny)).clamp_max(1.0)
+        a = torch.add(d * scale * (-p.position_gain), xd, alpha=-p.damping_gain)
+        c = p.metric_scalar + p.inertia
         return c * a, torch.full_like(a, c)
 
 
@@ -506,8 +513,11 @@ class JointLimitRMP(Leaf):
         check_state(x, xd, self.dim, "JointLimitRMP")
         p = self.params
         x = x.clamp_min(0.0)
-        m = (1 - torch.sigmoid(xd / p.metric_velocity_gate_length_scale)) * p.metric_scalar / (x / p.metric_length_scale + p.metric_exploder_eps)
-        a = p.accel_potential_gain / ((x / p.accel_potential_exploder_length_scale) ** 2 + p.accel_potential_exploder_eps) - p.accel_damper_gain * xd
+        # constants folded: 1 − σ(u) = σ(−u), x/ℓ = x·(1/ℓ), k − c·ẋ in one add (equal up to rounding; tested)
+        s1 = torch.sigmoid(xd * (-1.0 / p.metric_velocity_gate_length_scale))
+        m = (s1 * p.metric_scalar) / (x * (1.0 / p.metric_length_scale) + p.metric_exploder_eps)
+        a = torch.add(p.accel_potential_gain / ((x * x) * (1.0 / p.accel_potential_exploder_length_scale ** 2)
+                                                + p.accel_potential_exploder_eps), xd, alpha=-p.accel_damper_gain)
         return a, m
 
     def canonical(self, x, xd):
@@ -557,14 +567,14 @@ class JointVelocityCapRMP(Leaf):
         check_state(x, xd, self.dim, "JointVelocityCapRMP")
         p = self.params
         vr = p.velocity_damping_region
-        c = p.max_velocity - vr
-        delta = xd.abs() - c
+        delta = xd.abs() - (p.max_velocity - vr)
         active = delta > 0
-        a = -(p.damping_gain * delta).abs() * torch.sign(xd)
-        r = delta.clamp_max(vr - 1e-6) / vr
-        m = p.metric_weight / (1 - r * r)
-        zero = torch.zeros_like(xd)
-        return torch.where(active, a, zero), torch.where(active, m, zero)
+        # on the active set Δ > 0 and ẋ ≠ 0: −|k_d Δ| sign(ẋ) = copysign(Δ, ẋ)·(−|k_d|);
+        # μ/(1 − (u/v_r)²) = μ v_r²/(v_r² − u²) with u = min(Δ, v_r − 1e-6)
+        a = torch.copysign(delta, xd) * (-abs(p.damping_gain))
+        u = delta.clamp_max(vr - 1e-6)
+        m = (p.metric_weight * vr * vr) / (vr * vr - u * u)
+        return torch.where(active, a, 0.0), torch.where(active, m, 0.0)
 
     def canonical(self, x, xd):
         a, m = self._am(x, xd)
@@ -707,14 +717,29 @@ class CollisionRMP(Leaf):
 
     def _am(self, x, xd):
         check_state(x, xd, self.dim, "CollisionRMP")
+        return self._am_raw(x, xd)
+
+    def _am_raw(self, x, xd):
+        """The element-wise formulas (any width), with scalar constants folded: ``1 − σ(u) = σ(−u)``,
+        ``x/σ = x·(1/σ)`` (equal to the textbook form up to rounding; tested)."""
         p = self.params
-        x = (x - p.margin).clamp_min(0.0)
-        r = p.metric_modulation_radius
-        gate = (1 - x / r).clamp_min(0.0) ** 2  # = (1 − x/r)² for x ≤ r, else 0
-        s1 = 1 - torch.sigmoid(xd / p.damping_velocity_gate_length_scale)
-        m = s1 * p.metric_scalar / (x / p.metric_exploder_std_dev + p.metric_exploder_eps) * gate
-        a = p.repulsion_gain * torch.exp(-x / p.repulsion_std_dev) - s1 * p.damping_gain * xd / (x / p.damping_std_dev + p.damping_robustness_eps)
+        x = x.clamp_min(0.0) if p.margin == 0 else (x - p.margin).clamp_min(0.0)
+        t = (x * (-1.0 / p.metric_modulation_radius) + 1.0).clamp_min(0.0)  # gate = (1 − x/r)² for x ≤ r, else 0
+        s1 = torch.sigmoid(xd * (-1.0 / p.damping_velocity_gate_length_scale))
+        m = (s1 * (t * t)) * p.metric_scalar / (x * (1.0 / p.metric_exploder_std_dev) + p.metric_exploder_eps)
+        a = torch.exp(x * (-1.0 / p.repulsion_std_dev)) * p.repulsion_gain \
+            - (s1 * xd) * p.damping_gain / (x * (1.0 / p.damping_std_dev) + p.damping_robustness_eps)
         return a, m
+
+    def fusion_key(self):
+        """Element-wise leaf: key = its parameter values (``None`` when a subclass overrides the RMP)."""
+        if not _diag_fast_path_ok(self, CollisionRMP):
+            return None
+        return (CollisionRMP, tuple(vars(self.params).values()))
+
+    def natural_diag_stacked(self, x, xd):
+        a, m = self._am_raw(x, xd)
+        return m * a, m
 
     def canonical(self, x, xd):
         a, m = self._am(x, xd)
@@ -763,9 +788,9 @@ class DampingRMP(Leaf):
             return None
         check_state(x, xd, self.dim, "DampingRMP")
         p = self.params
-        v = xd.norm(dim=-1, keepdim=True)
-        w = p.metric_scalar * v + p.inertia
-        return (-p.accel_d_gain * v * xd) * w, w.expand_as(xd)
+        v = torch.linalg.vector_norm(xd, dim=-1, keepdim=True)
+        w = v * p.metric_scalar + p.inertia
+        return xd * (v * w * (-p.accel_d_gain)), w.expand_as(xd)
 
 
 # ==============================================================================================

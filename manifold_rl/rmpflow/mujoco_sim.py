@@ -34,13 +34,15 @@ Dynamics Algorithms", 2008, §5), applied through ``qfrc_applied`` and integrate
 contacts and active limits the simulated robot therefore follows the commanded acceleration exactly,
 and with MuJoCo's semi-implicit ``Euler`` integrator (the default for the built-in model) it reproduces
 :class:`KinematicSim`'s ``q̇ ← q̇ + q̈ dt, q ← q + q̇ dt`` to round-off. What differs is physics: contact
-forces with the obstacles push the arm, the joint ranges are MuJoCo's soft limit constraints (a small
-overshoot instead of KinematicSim's clamp), and the gravity is real (compensated by ``c``). There is no
+forces with the obstacles push the arm, the joint ranges are also MuJoCo's (soft) limit constraints,
+and the gravity is real (compensated by ``c``). There is no
 feedback on a reference trajectory: the RMP policy is itself a feedback law evaluated on MuJoCo's state
 at every policy step. With the ``implicit`` / ``implicitfast`` / ``RK4`` integrators and joint damping the
 tracking is exact only up to ``O(h)``. The torque is recomputed at every MuJoCo sub-step (``substeps``). Speed limits
 ``qd_max`` are enforced in the command (``q̈`` is clipped so that ``|q̇ + q̈ h| ≤ q̇_max``, which is
-KinematicSim's velocity clip), ``qdd_max`` clips ``q̈`` first. MuJoCo actuators that act on the mapped
+KinematicSim's velocity clip), ``qdd_max`` clips ``q̈`` first, and (``respect_limits``) ``q̈`` is
+clipped so that the step ends inside the joint range, ``q + h(q̇ + q̈ h) ∈ [q_min, q_max]``: the robot
+is driven like KinematicSim's clamp, and MuJoCo's limit constraints remain a backstop (contacts). MuJoCo actuators that act on the mapped
 joints are switched off (zero gain and bias); other actuators (e.g. a gripper) and unmapped degrees of
 freedom are left alone — with unmapped DoFs the inertial coupling makes the tracking approximate.
 
@@ -263,6 +265,9 @@ class MujocoSim:
         gravity: keep the model's gravity (False sets it to zero). substeps: MuJoCo steps per control step.
         integrator: None (keep the model's) or a ``mujoco.mjtIntegrator`` name (``"Euler"``, ``"RK4"``,
             ``"implicit"``, ``"implicitfast"``). clearance_max: distances beyond this are reported as it [m].
+        respect_limits: clip the command so that no step leaves the joint range (True, KinematicSim's
+            semantics); False lets MuJoCo's limit constraint stop the joint — whose reaction, through
+            ``M⁻¹``, then also accelerates the other joints of the torque-driven arm.
 
     Attributes:
         dof, dt, q_min, q_max (``(n,)`` from the joint ranges, ±inf where unlimited), qd_max, qdd_max,
@@ -280,7 +285,7 @@ class MujocoSim:
                  goal_fn: Optional[Callable[[Tensor], Tensor]] = None, goal_tolerance: float = 0.01,
                  stop_at_goal: bool = True, stop_on_collision: bool = False, policy_every: int = 1,
                  gravity: bool = True, substeps: int = 1, integrator: Optional[str] = None,
-                 clearance_max: float = 10.0):
+                 clearance_max: float = 10.0, respect_limits: bool = True):
         mj = self._mj = _import_mujoco()
         if not dt > 0:
             raise ValueError(f"MujocoSim: dt must be positive, got {dt}")
@@ -329,6 +334,10 @@ class MujocoSim:
             if t is not None and bool((t < 0).any()):
                 raise ValueError(f"MujocoSim: {nm} must be non-negative")
         self._qd_max_np = None if self.qd_max is None else self.qd_max.numpy()
+        self.respect_limits = bool(respect_limits)
+        has_lim = bool(lim.any()) and self.respect_limits
+        self._lim_lo = self.q_min.numpy() if has_lim else None
+        self._lim_hi = self.q_max.numpy() if has_lim else None
         self._qdd_max_np = None if self.qdd_max is None else self.qdd_max.numpy()
         # actuators on the mapped joints are switched off: the joints are torque-driven through qfrc_applied
         for a in range(m.nu):
@@ -468,9 +477,12 @@ class MujocoSim:
             mj.mj_fwdPosition(m, d)
             mj.mj_fwdVelocity(m, d)
             a = a0
+            v = d.qvel[self.dof_adr]
             if self._qd_max_np is not None:  # never command a speed beyond qd_max (KinematicSim's velocity clip)
-                v = d.qvel[self.dof_adr]
                 a = np.clip(a, (-self._qd_max_np - v) / h, (self._qd_max_np - v) / h)
+            if self._lim_lo is not None:  # nor a step beyond the joint range (KinematicSim's position limit)
+                p = d.qpos[self.qpos_adr]
+                a = np.minimum(np.maximum(a, ((self._lim_lo - p) / h - v) / h), ((self._lim_hi - p) / h - v) / h)
             self._acc[:] = 0.0
             self._acc[self.dof_adr] = a
             mj.mj_mulM(m, d, self._Ma, self._acc)

@@ -385,3 +385,107 @@ class ObstacleDistanceMap(TaskMap):
         Jt = _sum_small(g.unsqueeze(-1) * J_parent.reshape(B, K, D, -1), 2)  # (B, K, n)
         jd = _sum_small(g * jd_parent.reshape(B, K, D)) + out.Jdot_qd
         return Jt, jd
+
+    # -- sibling groups (several obstacles seen from the same control points) ----------------------
+    def group_key(self):
+        """Plain analytic distance maps with the same point count and dimension form a group."""
+        if type(self) is not ObstacleDistanceMap or self.jacobian_mode != "analytic":
+            return None
+        return ("ObstacleDistanceMap", self.num_points, self.obstacle.dim)
+
+    @classmethod
+    def evaluate_group(cls, maps, x, xd):
+        """All maps at once: ``O`` obstacles × ``K`` points. Spheres are evaluated in one batched pass
+        (the formulas of :meth:`Sphere.sdf_derivatives` on ``(B, O, K, D)``); other obstacles one by one
+        and stacked. Returns the stacked output (rows obstacle-major, ``(B, O·K)``) and per-map
+        :class:`_BlockRowOutput` views equal to each map's own evaluation."""
+        m0 = maps[0]
+        B, K, D = x.shape[0], m0.num_points, m0.obstacle.dim
+        X, V = x.reshape(B, K, D), xd.reshape(B, K, D)
+        obs = [m.obstacle for m in maps]
+        consts = _group_constants(maps, X)
+        if consts[0] is not None:
+            C, R = consts[0]
+            diff = X.unsqueeze(1) - C  # (B, O, K, D)
+            r = torch.linalg.vector_norm(diff, dim=-1).clamp_min(torch.finfo(x.dtype).tiny)
+            g = diff / r.unsqueeze(-1)
+            Vb = V.unsqueeze(1)
+            nv = _sum_small(g * Vb)
+            hv = (_sum_small(V * V).unsqueeze(1) - nv ** 2) / r
+            phi = r - R
+        else:
+            parts = [ob.sdf_derivatives(X, V) for ob in obs]
+            phi = torch.stack([p[0] for p in parts], 1)
+            g = torch.stack([p[1] for p in parts], 1)
+            hv = torch.stack([p[2] for p in parts], 1)
+            nv = _sum_small(g * V.unsqueeze(1))
+        d = phi - consts[1]  # (B, O, K)
+        outs = [_BlockRowOutput(d[:, o], nv[:, o], g[:, o], hv[:, o]) for o in range(len(maps))]
+        return _GroupOutput(d, nv, g, hv, outs), outs
+
+    def compose_group_total(self, stacked, J_parent, jd_parent):
+        """``(J J_p)[o, k] = ∇φ_o(x_k)ᵀ J_p[k]`` for all obstacles in one product; rows obstacle-major."""
+        if J_parent is None or not isinstance(stacked, _GroupOutput):
+            return super().compose_group_total(stacked, J_parent, jd_parent)
+        g = stacked.g4  # (B, O, K, D)
+        B, O, K, D = g.shape
+        Jt = _sum_small(g.unsqueeze(-1) * J_parent.reshape(B, 1, K, D, -1), 3).reshape(B, O * K, -1)
+        jd = (_sum_small(g * jd_parent.reshape(B, 1, K, D)) + stacked.hv4).reshape(B, O * K)
+        return Jt, jd
+
+
+class _GroupOutput(TaskMapOutput):
+    """Stacked output of :meth:`ObstacleDistanceMap.evaluate_group`: ``x, ẋ, J̇ẋ`` ``(B, O·K)``; the
+    block-diagonal ``J`` ``(B, O·K, K·D)`` is formed only if read."""
+
+    def __init__(self, d: Tensor, nv: Tensor, g4: Tensor, hv4: Tensor, members):
+        B, O, K = d.shape
+        self.x, self.xd, self.g4, self.hv4 = d.reshape(B, O * K), nv.reshape(B, O * K), g4, hv4
+        self.Jdot_qd = hv4.reshape(B, O * K)
+        self._members = members
+        self._J: Optional[Tensor] = None
+
+    @property
+    def J(self) -> Tensor:
+        if self._J is None:
+            self._J = torch.cat([m.J for m in self._members], 1)
+        return self._J
+
+    @J.setter
+    def J(self, value: Tensor) -> None:
+        self._J = value
+
+
+def _group_constants(maps, X: Tensor):
+    """``((C (1|B, O, 1, D), R (1|B, O, 1)) or None, radii (O, K))`` for :meth:`ObstacleDistanceMap.evaluate_group`;
+    memoised on the first map per dtype / device / inference mode and the identity and version of every
+    centre, radius and radii tensor (so moved obstacles are picked up; not memoised when one requires grad)."""
+    obs = [m.obstacle for m in maps]
+    spheres = all(type(ob) is Sphere for ob in obs)
+    src = [m.radii for m in maps]
+    if spheres:
+        src += [ob.center for ob in obs] + [ob.radius for ob in obs]
+    key = (X.dtype, X.device, torch.is_inference_mode_enabled(), X.shape[0], spheres, tuple(t._version for t in src))
+    cache = maps[0].__dict__.get("_group_cache")
+    if (cache is not None and cache[0] == key and len(cache[1]) == len(src) and all(a is b for a, b in zip(cache[1], src))
+            and len(cache[2]) == len(maps) and all(a is b for a, b in zip(cache[2], maps))):
+        return cache[3]
+    radii = torch.stack([m.radii.to(X) for m in maps])
+    sph = None
+    if spheres:
+        B = X.shape[0]
+        per_env = any(ob.center.dim() == 2 or ob.radius.dim() == 1 for ob in obs)
+        if per_env:
+            for ob in obs:
+                if ob.center.dim() == 2 and ob.center.shape[0] != B or ob.radius.dim() == 1 and ob.radius.shape[0] != B:
+                    raise ValueError(f"per-environment obstacle parameter has batch {ob.center.shape[0]}, points have batch {B}")
+            C = torch.stack([ob.center.to(X).expand(B, -1) for ob in obs], 1).unsqueeze(2)  # (B, O, 1, D)
+            R = torch.stack([ob.radius.to(X).expand(B) for ob in obs], 1).unsqueeze(2)  # (B, O, 1)
+        else:
+            C = torch.stack([ob.center.to(X) for ob in obs]).unsqueeze(1).unsqueeze(0)  # (1, O, 1, D)
+            R = torch.stack([ob.radius.to(X) for ob in obs]).reshape(1, -1, 1)
+        sph = (C, R)
+    out = (sph, radii)
+    if not any(t.requires_grad for t in src):  # never reuse an autograd graph across calls
+        maps[0].__dict__["_group_cache"] = (key, list(src), list(maps), out)
+    return out

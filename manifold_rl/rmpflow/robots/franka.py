@@ -30,7 +30,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..core import JointTaskMap, TaskMapOutput, scope_cache
+from ..core import JointTaskMap, TaskMapOutput, constant_eye, scope_cache
 from ..obstacles import _sum_small
 
 __all__ = [
@@ -169,12 +169,13 @@ def franka_fk(q: Tensor) -> Tensor:
     _check_q(q, 7, "franka_fk")
     AC, AEc, AEs, flange = _fk_constants(q.dtype, q.device)
     # Craig's T = RotX(α) TransX(a) RotZ(θ) TransZ(d), as constant parts times cos θ / sin θ
-    Tl = AC + torch.cos(q)[..., None, None] * AEc + torch.sin(q)[..., None, None] * AEs  # (B, 7, 4, 4)
-    frames = []
-    T = Tl[:, 0]
-    frames.append(T)
+    B = q.shape[0]
+    Tl = torch.addcmul(torch.addcmul(AC, torch.cos(q).view(B, 7, 1, 1), AEc), torch.sin(q).view(B, 7, 1, 1), AEs)  # (B, 7, 4, 4)
+    Ts = Tl.unbind(1)
+    T = Ts[0]
+    frames = [T]
     for i in range(1, 7):
-        T = T @ Tl[:, i]
+        T = T @ Ts[i]
         frames.append(T)
     frames.append(T @ flange)
     return torch.stack(frames, 1)
@@ -205,10 +206,10 @@ def _chain(fk, q: Tensor, qd: Optional[Tensor], n: int) -> dict:
                 return ch
     frames = fk(q)
     B = q.shape[0]
-    eye = torch.eye(4, dtype=frames.dtype, device=frames.device).expand(B, 1, 4, 4)
+    eye = constant_eye(4, frames.dtype, frames.device).expand(B, 1, 4, 4)
     allf = torch.cat([eye, frames], 1)
-    z = frames[:, :n, :3, 2]
-    o = frames[:, :n, :3, 3]
+    zo_cols = frames[:, :n, :3, 2:4]
+    z, o = zo_cols[..., 0], zo_cols[..., 1]
     hz = (z @ _levi_civita(z.dtype, z.device)).reshape(B, 3 * n, 3)  # rows (j, a): hat(z_j)
     ch = {"allf": allf, "z": z, "o": o, "zo": torch.linalg.cross(z, o), "hz": hz}
     if qd is not None:
@@ -400,10 +401,8 @@ class LinkPointMap(JointTaskMap):
         if links.device != q.device:
             links = links.to(q.device)
         Tk = ch["allf"].index_select(1, links)  # (B, K, 4, 4)
-        off = self.offsets
-        if off.dtype != q.dtype or off.device != q.device:
-            off = off.to(q.device, q.dtype)
-        p = _sum_small(Tk[..., :3, :3] * off.unsqueeze(-2)) + Tk[..., :3, 3]  # (B, K, 3)
+        # p = R o + t = [R | t] (o, 1): one product with the memoised homogeneous offsets (K, 1, 4)
+        p = _sum_small(Tk[..., :3, :] * self._homogeneous_offsets(q))  # (B, K, 3)
         K = p.shape[1]
         # J_j = z_j × p − z_j × o_j for j < L: one product hat(z) (B, 3n, 3) @ pᵀ (B, 3, K)
         Jc = (ch["hz"] @ p.transpose(1, 2)).reshape(B, n, 3, K) - ch["zo"].unsqueeze(-1)
@@ -413,6 +412,18 @@ class LinkPointMap(JointTaskMap):
         pdot = torch.linalg.cross(C, p, dim=-1) - E
         jd = torch.linalg.cross(A, p, dim=-1) - Bp + torch.linalg.cross(C, pdot, dim=-1) - D
         return TaskMapOutput(p.reshape(B, -1), pdot.reshape(B, -1), J, jd.reshape(B, -1))
+
+    def _homogeneous_offsets(self, like):
+        off = self.offsets
+        key = (like.dtype, like.device, id(off), off._version)
+        c = self.__dict__.get("_hoff_cache")
+        if c is None or c[0] != key or c[1] is not off:
+            with torch.inference_mode(False):
+                h = torch.cat([off, torch.ones_like(off[:, :1])], 1).to(like.device, like.dtype).unsqueeze(1)
+            c = (key, off, h)
+            if not off.requires_grad:
+                self.__dict__["_hoff_cache"] = c
+        return c[2]
 
     def _mask(self, n, like):
         key = (n, like.dtype, like.device)
