@@ -41,7 +41,8 @@ at every policy step. With the ``implicit`` / ``implicitfast`` / ``RK4`` integra
 tracking is exact only up to ``O(h)``. The torque is recomputed at every MuJoCo sub-step (``substeps``). Speed limits
 ``qd_max`` are enforced in the command (``q̈`` is clipped so that ``|q̇ + q̈ h| ≤ q̇_max``, which is
 KinematicSim's velocity clip), ``qdd_max`` clips ``q̈`` first, and (``respect_limits``) ``q̈`` is
-clipped so that the step ends inside the joint range, ``q + h(q̇ + q̈ h) ∈ [q_min, q_max]``: the robot
+clipped so that the step ends inside the joint range, ``q + h(q̇ + q̈ h) ∈ [q_min + ε, q_max − ε]``
+(``ε = 10⁻⁶``, so that MuJoCo's limit constraint is not switched on by round-off): the robot
 is driven like KinematicSim's clamp, and MuJoCo's limit constraints remain a backstop (contacts). MuJoCo actuators that act on the mapped
 joints are switched off (zero gain and bias); other actuators (e.g. a gripper) and unmapped degrees of
 freedom are left alone — with unmapped DoFs the inertial coupling makes the tracking approximate.
@@ -102,6 +103,9 @@ _FRANKA_INERTIALS = (
 # Franka Hand: 0.73 kg, centre of mass (−0.01, 0, 0.03) m and principal inertia (0.001, 0.0025, 0.0017) kg m²
 # in the hand frame (the flange frame turned by −π/4 about z).
 _HAND_MASS, _HAND_COM, _HAND_INERTIA = 0.73, (-0.01, 0.0, 0.03), (0.001, 0.0025, 0.0017)
+
+# margin [rad or m] inside the joint range at which the command clip (respect_limits) stops a joint
+_LIMIT_EPS = 1e-6
 
 _INSTALL_HINT = "pip install 'manifold-rl[mujoco]' (or pip install 'mujoco>=3.3,<4')"
 
@@ -336,8 +340,10 @@ class MujocoSim:
         self._qd_max_np = None if self.qd_max is None else self.qd_max.numpy()
         self.respect_limits = bool(respect_limits)
         has_lim = bool(lim.any()) and self.respect_limits
-        self._lim_lo = self.q_min.numpy() if has_lim else None
-        self._lim_hi = self.q_max.numpy() if has_lim else None
+        # the clip targets the range shrunk by _LIMIT_EPS, so that MuJoCo's own limit constraint (active
+        # once the distance to the limit is ≤ 0) is not switched on by round-off at the limit
+        self._lim_lo = self.q_min.numpy() + _LIMIT_EPS if has_lim else None
+        self._lim_hi = self.q_max.numpy() - _LIMIT_EPS if has_lim else None
         self._qdd_max_np = None if self.qdd_max is None else self.qdd_max.numpy()
         # actuators on the mapped joints are switched off: the joints are torque-driven through qfrc_applied
         for a in range(m.nu):
