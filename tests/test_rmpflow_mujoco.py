@@ -2,8 +2,6 @@
 = KinematicSim without contacts, RMPflow reaching in both, contact reporting, user MJCF, bad input."""
 
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +23,32 @@ def _random_q(robot, B, seed):
 
 
 def test_import_does_not_load_mujoco():
-    code = ("import sys, manifold_rl.rmpflow as r\n"
-            "assert 'mujoco' not in sys.modules and 'manifold_rl.rmpflow.mujoco_sim' not in sys.modules\n"
-            "xml = r.franka_mjcf()\n"  # MJCF text needs no mujoco
-            "assert 'mujoco' not in sys.modules and 'panda_joint7' in xml\n"
-            "print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    """No module of the packages imports mujoco at module level, and the package __init__ does not import
+    .mujoco_sim (it is reached through the lazy ``__getattr__``): importing manifold_rl.rmpflow never
+    loads mujoco. (Static check: a clean-process import would cost a torch start-up; test_docs covers
+    the clean import of manifold_rl.rmpflow.)"""
+    import ast
+
+    def top_level_imports(path):
+        names = []
+        for node in ast.parse(path.read_text()).body:  # module level only (functions are lazy)
+            if isinstance(node, ast.Import):
+                names += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names.append("." * node.level + (node.module or ""))
+                names += ["." * node.level + (node.module + "." if node.module else "") + a.name for a in node.names]
+        return names
+
+    files = [f for pkg in ("manifolds", "kernels", "manifold_rl") for f in (ROOT / pkg).rglob("*.py")]
+    assert len(files) > 20
+    for f in files:
+        assert not any(n == "mujoco" or n.startswith("mujoco.") for n in top_level_imports(f)), f
+    init = top_level_imports(ROOT / "manifold_rl/rmpflow/__init__.py")
+    assert init and not any("mujoco_sim" in n for n in init)
+    import manifold_rl.rmpflow as rmp
+
+    assert "MujocoSim" in rmp.__all__ and "franka_mjcf" in rmp.__all__
+    assert "panda_joint7" in rmp.franka_mjcf()  # the MJCF text needs no mujoco
 
 
 @needs_mujoco
@@ -97,8 +114,8 @@ def test_joint_ranges_stop_the_arm():
     push = torch.zeros(1, 7, dtype=D64)
     push[0, 3], push[0, 0] = 5.0, -5.0  # joint 4 into its upper limit −0.0698, joint 1 into −2.8973
     q0 = robot.default_q.unsqueeze(0)
-    out = MujocoSim.for_robot(robot, dt=0.01).rollout(lambda q, qd: push, q0, steps=200)
-    ks = KinematicSim.for_robot(robot, dt=0.01).rollout(lambda q, qd: push, q0, steps=200)
+    out = MujocoSim.for_robot(robot, dt=0.02).rollout(lambda q, qd: push, q0, steps=100)
+    ks = KinematicSim.for_robot(robot, dt=0.02).rollout(lambda q, qd: push, q0, steps=100)
     # the command is clipped at the range (KinematicSim's clamp): the joints stop at their limits and
     # the others, commanded to rest, stay put
     assert float(out.q[:, 0, 3].max()) <= float(robot.q_max[3])
@@ -107,7 +124,7 @@ def test_joint_ranges_stop_the_arm():
     assert float(out.qd[-1].abs().max()) < 1e-9
     # without the clip MuJoCo's limit constraint stops the joint; its reaction on the torque-driven arm
     # (through M⁻¹) also moves the joints commanded to rest
-    free = MujocoSim.for_robot(robot, dt=0.01, respect_limits=False).rollout(lambda q, qd: push, q0, steps=200)
+    free = MujocoSim.for_robot(robot, dt=0.02, respect_limits=False).rollout(lambda q, qd: push, q0, steps=100)
     over = float(free.q[:, 0, 3].max() - robot.q_max[3])
     assert 0 < over < 0.05
     assert float((free.q[-1, 0, [1, 2, 4, 5, 6]] - q0[0, [1, 2, 4, 5, 6]]).abs().max()) > 1e-2
