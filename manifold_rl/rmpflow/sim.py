@@ -12,8 +12,9 @@ obstacles (per-environment collision flag, minimum clearance, collision intensit
 penetration as in RMPflow App. E), and environments whose goal distance falls below the tolerance stop
 (their state is frozen, ``q̇ = 0``) and record their time to goal. Everything is deterministic.
 
-No MuJoCo path: ``mujoco`` (4.0.0) installs from PyPI but ships no robot model; the kinematic path is what
-the reference implementations evaluate, so it is the only one provided here.
+The kinematic path is what the reference implementations evaluate. For validation through rigid-body
+dynamics (gravity, contacts, MuJoCo joint limits) :class:`~manifold_rl.rmpflow.mujoco_sim.MujocoSim` has
+the same interface (optional ``mujoco`` extra).
 """
 
 from __future__ import annotations
