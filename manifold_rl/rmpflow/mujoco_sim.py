@@ -30,22 +30,24 @@ Stepping (the choice made here, computed-torque / inverse dynamics): the policy'
 
 (``mj_mulM`` with MuJoCo's joint-space inertia ``M`` — armature included —, ``c = qfrc_bias``: Coriolis,
 centrifugal and gravity forces, ``τ_passive``: joint springs / dampers; Featherstone, "Rigid Body
-Dynamics Algorithms", 2008, §5), applied through ``qfrc_applied`` and integrated by ``mj_step``. Without
-contacts and active limits the simulated robot therefore follows the commanded acceleration exactly,
-and with MuJoCo's semi-implicit ``Euler`` integrator (the default for the built-in model) it reproduces
-:class:`KinematicSim`'s ``q̇ ← q̇ + q̈ dt, q ← q + q̇ dt`` to round-off. What differs is physics: contact
-forces with the obstacles push the arm, the joint ranges are also MuJoCo's (soft) limit constraints,
-and the gravity is real (compensated by ``c``). There is no
-feedback on a reference trajectory: the RMP policy is itself a feedback law evaluated on MuJoCo's state
-at every policy step. With the ``implicit`` / ``implicitfast`` / ``RK4`` integrators and joint damping the
-tracking is exact only up to ``O(h)``. The torque is recomputed at every MuJoCo sub-step (``substeps``). Speed limits
-``qd_max`` are enforced in the command (``q̈`` is clipped so that ``|q̇ + q̈ h| ≤ q̇_max``, which is
-KinematicSim's velocity clip), ``qdd_max`` clips ``q̈`` first, and (``respect_limits``) ``q̈`` is
+Dynamics Algorithms", 2008, ch. 5), applied through ``qfrc_applied`` and integrated by ``mj_step``; it
+is recomputed at every MuJoCo sub-step (``substeps``). Without contacts the simulated robot therefore
+follows the commanded acceleration exactly, and with MuJoCo's semi-implicit ``Euler`` integrator (the
+default for the built-in model) it reproduces :class:`KinematicSim`'s ``q̇ ← q̇ + q̈ dt, q ← q + q̇ dt``
+to round-off (with joint damping under ``implicit`` / ``implicitfast`` / ``RK4``: up to ``O(h)``).
+There is no feedback on a reference trajectory: the RMP policy is itself a feedback law, evaluated on
+MuJoCo's state at every policy step. What differs from KinematicSim is physics: contact forces with the
+obstacles push the arm, gravity is real (compensated by ``c``), and the joint ranges are also MuJoCo's
+(soft) limit constraints.
+
+Limits are enforced in the command, as KinematicSim does: ``qdd_max`` clips ``q̈``; ``qd_max`` clips it
+so that ``|q̇ + q̈ h| ≤ q̇_max`` (KinematicSim's velocity clip); with ``respect_limits`` (default) it is
 clipped so that the step ends inside the joint range, ``q + h(q̇ + q̈ h) ∈ [q_min + ε, q_max − ε]``
-(``ε = 10⁻⁶``, so that MuJoCo's limit constraint is not switched on by round-off): the robot
-is driven like KinematicSim's clamp, and MuJoCo's limit constraints remain a backstop (contacts). MuJoCo actuators that act on the mapped
-joints are switched off (zero gain and bias); other actuators (e.g. a gripper) and unmapped degrees of
-freedom are left alone — with unmapped DoFs the inertial coupling makes the tracking approximate.
+(``ε = 10⁻⁶``, so that MuJoCo's limit constraint is not switched on by round-off) — KinematicSim's clamp —
+and MuJoCo's limit constraints are only a backstop (e.g. when contacts push a joint). MuJoCo actuators
+that act on the mapped joints are switched off (zero gain and bias); other actuators (e.g. a gripper)
+and unmapped degrees of freedom are left alone — with unmapped DoFs the inertial coupling makes the
+tracking approximate.
 
 Collisions: every step reports the contacts between robot geoms (geoms on bodies moved by the mapped
 joints) and obstacle geoms from ``data.contact`` (count, penetration depth ``−dist``), and the minimum
