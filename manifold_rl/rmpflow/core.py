@@ -130,14 +130,21 @@ def natural_to_canonical(f: Tensor, M: Tensor, reg: float = 0.0, rcond: Optional
     return a, M
 
 
+def _bmm(A: Tensor, Bm: Tensor) -> Tensor:
+    """``A @ B``; ``torch.bmm`` (about half the dispatch cost of ``matmul``) when both are ``(B, ·, ·)``."""
+    if A.dim() == 3 and Bm.dim() == 3 and A.shape[0] == Bm.shape[0]:
+        return torch.bmm(A, Bm)
+    return A @ Bm
+
+
 def _mv(A: Tensor, v: Tensor) -> Tensor:
-    """Batched matrix-vector product ``(B, m, n) @ (B, n) → (B, m)`` (matmul: less overhead than einsum)."""
-    return (A @ v.unsqueeze(-1)).squeeze(-1)
+    """Batched matrix-vector product ``(B, m, n) @ (B, n) → (B, m)`` (bmm: less overhead than einsum / matmul)."""
+    return _bmm(A, v.unsqueeze(-1)).squeeze(-1)
 
 
 def _mtv(A: Tensor, v: Tensor) -> Tensor:
     """Batched ``Aᵀ v``: ``(B, m, n), (B, m) → (B, n)``."""
-    return (v.unsqueeze(-2) @ A).squeeze(-2)
+    return _bmm(v.unsqueeze(-2), A).squeeze(-2)
 
 
 @lru_cache(maxsize=64)
@@ -181,8 +188,10 @@ class _LazyOutput(TaskMapOutput):
     """:class:`TaskMapOutput` whose ``J`` and ``J̇q̇`` are built by the given callables only when read
     (the compose pullback of a child of a non-root node uses the parent's total Jacobian instead)."""
 
-    def __init__(self, x: Tensor, xd: Tensor, J_fn: Callable[[], Tensor], jd_fn: Callable[[], Tensor]):
+    def __init__(self, x: Tensor, xd: Tensor, J_fn: Callable[[], Tensor], jd_fn: Callable[[], Tensor],
+                 jdot_zero: bool = False):
         self.x, self.xd = x, xd
+        self.jdot_zero = jdot_zero  # J̇q̇ ≡ 0 (affine map): the pullback may skip the M J̇q̇ term
         self._J_fn, self._jd_fn = J_fn, jd_fn
         self._J: Optional[Tensor] = None
         self._jd: Optional[Tensor] = None
@@ -374,7 +383,7 @@ class TaskMap(nn.Module):
         """
         if J_parent is None:
             return out.J, out.Jdot_qd
-        return out.J @ J_parent, _mv(out.J, jd_parent) + out.Jdot_qd
+        return _bmm(out.J, J_parent), _mv(out.J, jd_parent) + out.Jdot_qd
 
     # -- evaluation of sibling maps as one group (optional) ----------------------------------------
     def group_key(self):
@@ -401,7 +410,7 @@ class TaskMap(nn.Module):
         J = out.J
         fc = f - _mv(M, out.Jdot_qd)
         fp = _mtv(J, fc)
-        Mp = J.transpose(1, 2) @ M @ J
+        Mp = _bmm(_bmm(J.transpose(1, 2), M), J)
         return fp, Mp
 
 
@@ -489,7 +498,7 @@ class SliceMap(TaskMap):
         ``J̇q̇`` are formed only if read (:class:`_LazyOutput`)."""
         if mode != "analytic" or not self._plain:
             return super()._evaluate(q, qd, mode)
-        return _LazyOutput(self.psi(q), self.psi(qd), lambda: self.jacobian(q), lambda: self.jdot_qd(q, qd))
+        return _LazyOutput(self.psi(q), self.psi(qd), lambda: self.jacobian(q), lambda: self.jdot_qd(q, qd), True)
 
     def psi(self, q):
         return q[:, self._slice] if self._slice is not None else q.index_select(1, self.index.to(q.device))
@@ -560,7 +569,7 @@ class AffineMap(TaskMap):
             A, b = A.to(q), b.to(q)
         At = A.T
         return _LazyOutput(torch.addmm(b, q, At), qd @ At, lambda: A.expand(q.shape[0], self.out_dim, self.in_dim),
-                           lambda: q.new_zeros(q.shape[0], self.out_dim))
+                           lambda: q.new_zeros(q.shape[0], self.out_dim), True)
 
     def psi(self, q):
         return q @ self.A.to(q).T + self.b.to(q)
@@ -810,7 +819,7 @@ class RMPFlow(nn.Module):
             raise ValueError(f"RMPFlow: reg and scale_frac must be >= 0, got {reg}, {scale_frac}")
         self.root = root
         self.method, self.reg, self.scale_frac, self.rcond = method, float(reg), float(scale_frac), rcond
-        self._order: Optional[tuple] = None  # (nodes, parents, plan, signature, needed, groups, fuse flag), see _topology
+        self._order: Optional[tuple] = None  # (nodes, parents, plan, signature, needed, groups, fuse flag, has children), see _topology
 
     def _topology(self):
         """``(nodes, parents, plan)`` in pre-order, rebuilt only when the tree changed.
@@ -837,7 +846,8 @@ class RMPFlow(nn.Module):
             sig.append((nd._modules, ch._modules, len(ch), lv._modules, len(lv), tm))  # dicts: C-level len()
             plan.append((tm, list(lv)))
         groups = self._find_groups(nodes, parents, plan) if self.fuse_siblings else {}
-        self._order = (nodes, parents, plan, sig, self._needed(nodes, parents), groups, self.fuse_siblings)
+        self._order = (nodes, parents, plan, sig, self._needed(nodes, parents), groups, self.fuse_siblings,
+                       [len(nd.children_nodes) > 0 for nd in nodes])
         return self._order
 
     @staticmethod
@@ -890,8 +900,9 @@ class RMPFlow(nn.Module):
                 xp, xdp = states[parents[i]]
                 members = groups.get(i)
                 if members is not None:
-                    keys = [self._group_key(*plan[j]) for j in members]
-                    if all(k == keys[0] for k in keys) and keys[0] is not None:
+                    # the maps' keys are re-checked here, the leaves' keys in the pullback
+                    keys = [plan[j][0].group_key() for j in members]
+                    if keys[0] is not None and all(k == keys[0] for k in keys):
                         maps = [plan[j][0] for j in members]
                         stacked, mouts = type(maps[0]).evaluate_group(maps, xp, xdp)
                         for j, mo in zip(members, mouts):
@@ -949,10 +960,11 @@ class RMPFlow(nn.Module):
         q = states[0][0]
         o = self._topology()
         if o[0] is nodes or (len(o[0]) == len(nodes) and all(a is b for a, b in zip(o[0], nodes))):
-            plan, need = o[2], o[4]
+            plan, need, chd = o[2], o[4], o[7]
         else:  # a state from another tree
             plan = [(nd.task_map, list(nd.leaves)) for nd in nodes]
             need = self._needed(nodes, parents)
+            chd = [len(nd.children_nodes) > 0 for nd in nodes]
         groups = state.groups or {}
         skip = set()
         tot: List[Optional[Tuple[Tensor, Tensor]]] = [None] * len(nodes)
@@ -968,8 +980,9 @@ class RMPFlow(nn.Module):
             tm, leaves = plan[i]
             grp = groups.get(i)
             if grp is not None:
-                members, stacked, key = grp
-                if all(self._group_key(*plan[j]) == key for j in members):
+                members, stacked, _ = grp
+                lk = leaves[0].fusion_key()
+                if lk is not None and all(plan[j][1][0].fusion_key() == lk for j in members[1:]):
                     # fused siblings: one total Jacobian, one leaf evaluation on the stacked rows
                     p = parents[i]
                     Jp, jdp = (None, None) if p == 0 else tot[p]
@@ -982,8 +995,11 @@ class RMPFlow(nn.Module):
                     continue
             if i > 0:
                 p = parents[i]
-                Jp, jdp = (None, None) if p == 0 else tot[p]
-                tot[i] = tm.compose_total(outs[i], Jp, jdp)
+                if p == 0 and getattr(outs[i], "jdot_zero", False) and not chd[i]:
+                    tot[i] = (outs[i].J, None)  # J̇q̇ ≡ 0 and no child reads it: not materialised
+                else:
+                    Jp, jdp = (None, None) if p == 0 else tot[p]
+                    tot[i] = tm.compose_total(outs[i], Jp, jdp)
             if not leaves:
                 continue
             x, xd = states[i]
@@ -1002,12 +1018,12 @@ class RMPFlow(nn.Module):
                 if M is None:
                     diag_J.append(J)
                     diag_m.append(m)
-                    diag_f.append(f - m * jd)
+                    diag_f.append(f if jd is None else f - m * jd)  # jd None: J̇q̇ ≡ 0
                     continue
                 if m is not None:
                     M = M + torch.diag_embed(m)
-                f = _mtv(J, f - _mv(M, jd))
-                M = J.transpose(1, 2) @ M @ J
+                f = _mtv(J, f if jd is None else f - _mv(M, jd))
+                M = _bmm(_bmm(J.transpose(1, 2), M), J)
             elif m is not None:
                 M = torch.diag_embed(m) if M is None else M + torch.diag_embed(m)
             f_root = f if f_root is None else f_root + f
@@ -1017,7 +1033,7 @@ class RMPFlow(nn.Module):
             m = diag_m[0] if len(diag_m) == 1 else torch.cat(diag_m, 1)
             fc = diag_f[0] if len(diag_f) == 1 else torch.cat(diag_f, 1)
             f = _mtv(J, fc)
-            M = (J * m.unsqueeze(-1)).transpose(1, 2) @ J
+            M = _bmm((J * m.unsqueeze(-1)).transpose(1, 2), J)
             f_root = f if f_root is None else f_root + f
             M_root = M if M_root is None else M_root + M
         if f_root is None:

@@ -662,7 +662,7 @@ class TargetRMP(Leaf):
         goal = self._buffers["goal"]
         delta = (goal if goal.dtype == x.dtype and goal.device == x.device else goal.to(x)) - x
         d = torch.linalg.vector_norm(delta, dim=-1, keepdim=True)
-        a = delta * (p.accel_p_gain / (d + p.accel_norm_eps)) - p.accel_d_gain * xd
+        a = torch.add(delta * (p.accel_p_gain / (d + p.accel_norm_eps)), xd, alpha=-p.accel_d_gain)
         nh = delta / d.clamp_min(p.accel_norm_eps / 10)
         d2 = d * d
         alpha = torch.exp(d2 * (-0.5 / p.metric_alpha_length_scale ** 2)) * (1 - p.min_metric_alpha) + p.min_metric_alpha
@@ -696,6 +696,9 @@ class CollisionParams:
     @classmethod
     def lula(cls):
         return cls(0.0, 50.0, 0.04, 1e-2, 0.01, 800.0, 0.01, 0.5, 10000.0, 0.02, 0.001)
+
+
+_FAST_OK: dict = {}  # leaf type → whether it keeps CollisionRMP's RMP (memo of _diag_fast_path_ok)
 
 
 class CollisionRMP(Leaf):
@@ -733,9 +736,10 @@ class CollisionRMP(Leaf):
 
     def fusion_key(self):
         """Element-wise leaf: key = its parameter values (``None`` when a subclass overrides the RMP)."""
-        if not _diag_fast_path_ok(self, CollisionRMP):
-            return None
-        return (CollisionRMP, tuple(vars(self.params).values()))
+        ok = _FAST_OK.get(type(self))
+        if ok is None:
+            ok = _FAST_OK[type(self)] = _diag_fast_path_ok(self, CollisionRMP)
+        return (CollisionRMP, tuple(vars(self.params).values())) if ok else None
 
     def natural_diag_stacked(self, x, xd):
         a, m = self._am_raw(x, xd)

@@ -145,7 +145,7 @@ class Sphere(Obstacle):
         R = self.radius.to(x)
         R = R.unsqueeze(-1) if R.dim() == 1 else R
         diff = x - o
-        r = diff.norm(dim=-1).clamp_min(torch.finfo(x.dtype).tiny)
+        r = torch.linalg.vector_norm(diff, dim=-1).clamp_min(torch.finfo(x.dtype).tiny)
         n = diff / r.unsqueeze(-1)
         hv = None
         if v is not None:
@@ -391,7 +391,7 @@ class ObstacleDistanceMap(TaskMap):
         """Plain analytic distance maps with the same point count and dimension form a group."""
         if type(self) is not ObstacleDistanceMap or self.jacobian_mode != "analytic":
             return None
-        return ("ObstacleDistanceMap", self.num_points, self.obstacle.dim)
+        return ("ObstacleDistanceMap", self.num_points, self._modules["obstacle"].dim)
 
     @classmethod
     def evaluate_group(cls, maps, x, xd):
@@ -420,7 +420,7 @@ class ObstacleDistanceMap(TaskMap):
             hv = torch.stack([p[2] for p in parts], 1)
             nv = _sum_small(g * V.unsqueeze(1))
         d = phi - consts[1]  # (B, O, K)
-        outs = [_BlockRowOutput(d[:, o], nv[:, o], g[:, o], hv[:, o]) for o in range(len(maps))]
+        outs = [_BlockRowOutput(*t) for t in zip(d.unbind(1), nv.unbind(1), g.unbind(1), hv.unbind(1))]
         return _GroupOutput(d, nv, g, hv, outs), outs
 
     def compose_group_total(self, stacked, J_parent, jd_parent):

@@ -175,7 +175,7 @@ def franka_fk(q: Tensor) -> Tensor:
     T = Ts[0]
     frames = [T]
     for i in range(1, 7):
-        T = T @ Ts[i]
+        T = torch.bmm(T, Ts[i])
         frames.append(T)
     frames.append(T @ flange)
     return torch.stack(frames, 1)
@@ -188,7 +188,8 @@ def _chain(fk, q: Tensor, qd: Optional[Tensor], n: int) -> dict:
     on the identity and version of ``q`` (and ``qd``), so the control-point, end-effector and
     orientation maps share one forward-kinematics pass. Keys: ``allf (B, F+1, 4, 4)`` (index L = link L,
     0 = base identity), ``z, o, zo = z × o`` ``(B, n, 3)``; with ``qd``: ``P (B, n+1, 5, 3)`` the prefix
-    sums ``Σ_{j<L} q̇_j [ż_j, ż_j × o_j, z_j, z_j × ȯ_j, z_j × o_j]`` (row L), see :func:`point_kinematics`.
+    sums ``Σ_{j<L} q̇_j [ż_j, ż_j × o_j, z_j, z_j × ȯ_j, z_j × o_j]`` (row L; stored as ``Pinc`` without
+    the zero row of link 0, see :func:`_padded_prefix`), see :func:`point_kinematics`.
     """
     cache = scope_cache()
     key = ("chain", id(fk), id(q), id(qd) if qd is not None else None)
@@ -241,8 +242,16 @@ def _chain_velocity(ch: dict, qd: Tensor, n: int) -> None:
     odot = torch.linalg.cross(w - zq, o) - (torch.cumsum(zoq, 1) - zoq)
     zdq = zdot * qdu
     X = torch.stack([zdq, torch.linalg.cross(zdq, o), zq, torch.linalg.cross(zq, odot), zoq], 2)  # (B, n, 5, 3)
-    P = torch.cumsum(X, 1)
-    ch["P"] = torch.cat([torch.zeros_like(P[:, :1]), P], 1)  # (B, n+1, 5, 3), row L = Σ_{j<L}
+    ch["Pinc"] = torch.cumsum(X, 1)  # (B, n, 5, 3), row j = Σ_{i≤j}: the row of link L ≥ 1 is L − 1
+
+
+def _padded_prefix(ch: dict) -> Tensor:
+    """``(B, n+1, 5, 3)`` prefix sums with a zero row for link 0 (row L = Σ_{j<L}), built on demand."""
+    P = ch.get("P")
+    if P is None:
+        Pinc = ch["Pinc"]
+        P = ch["P"] = torch.cat([torch.zeros_like(Pinc[:, :1]), Pinc], 1)
+    return P
 
 
 def point_kinematics(frames: Tensor, links: Tensor, offsets: Tensor, n: int, qd: Optional[Tensor] = None,
@@ -405,9 +414,10 @@ class LinkPointMap(JointTaskMap):
         p = _sum_small(Tk[..., :3, :] * self._homogeneous_offsets(q))  # (B, K, 3)
         K = p.shape[1]
         # J_j = z_j × p − z_j × o_j for j < L: one product hat(z) (B, 3n, 3) @ pᵀ (B, 3, K)
-        Jc = (ch["hz"] @ p.transpose(1, 2)).reshape(B, n, 3, K) - ch["zo"].unsqueeze(-1)
+        Jc = torch.bmm(ch["hz"], p.transpose(1, 2)).reshape(B, n, 3, K) - ch["zo"].unsqueeze(-1)
         J = (Jc * self._mask(n, q)).permute(0, 3, 2, 1).reshape(B, 3 * K, n)
-        Pk = ch["P"].index_select(1, self._prefix_index(n, q.device))  # (B, K, 5, 3)
+        idx, base = self._prefix_index(n, q.device)
+        Pk = (_padded_prefix(ch) if base else ch["Pinc"]).index_select(1, idx)  # (B, K, 5, 3)
         A, Bp, C, D, E = Pk.unbind(2)
         pdot = torch.linalg.cross(C, p, dim=-1) - E
         jd = torch.linalg.cross(A, p, dim=-1) - Bp + torch.linalg.cross(C, pdot, dim=-1) - D
@@ -440,7 +450,9 @@ class LinkPointMap(JointTaskMap):
         c = self.__dict__.get("_pidx_cache")
         if c is None or c[0] != (n, device):
             with torch.inference_mode(False):
-                c = ((n, device), self.links.to(device).clamp_max(n))
+                links = self.links.to(device).clamp_max(n)
+                base = bool((links == 0).any())  # a point on the fixed base: use the zero-padded rows
+                c = ((n, device), (links if base else links - 1, base))
             self.__dict__["_pidx_cache"] = c
         return c[1]
 
@@ -500,7 +512,7 @@ class LinkOrientationMap(JointTaskMap):
         dR = torch.linalg.cross(zL.unsqueeze(1), cols.unsqueeze(2), dim=-1)  # (B, c, j, a)
         if nj < n:
             dR = torch.cat([dR, dR.new_zeros(B, dR.shape[1], n - nj, 3)], 2)
-        PL = ch["P"][:, nj]  # (B, 5, 3)
+        PL = ch["Pinc"][:, nj - 1]  # (B, 5, 3) = Σ_{j<nj} (nj ≥ 1 here)
         alpha, om = PL[:, 0].unsqueeze(1), PL[:, 2].unsqueeze(1)
         rdot = torch.linalg.cross(om.expand_as(cols), cols, dim=-1)
         ac = torch.linalg.cross(alpha.expand_as(cols), cols, dim=-1) + torch.linalg.cross(om.expand_as(cols), rdot, dim=-1)
