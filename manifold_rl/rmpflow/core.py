@@ -158,6 +158,13 @@ def constant_eye(m: int, dtype: torch.dtype, device: torch.device) -> Tensor:
         return torch.eye(m, dtype=dtype, device=device)
 
 
+@lru_cache(maxsize=64)
+def constant_scalar(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A 0-dim constant tensor (memoised; built outside inference mode), e.g. for ``torch.addcdiv``."""
+    with torch.inference_mode(False):
+        return torch.tensor(value, dtype=dtype, device=device)
+
+
 def _fd_steps(dtype: torch.dtype) -> Tuple[float, float]:
     """Central-difference steps: ``eps^(1/3)`` for first and ``eps^(1/4)`` for second derivatives."""
     eps = torch.finfo(dtype).eps

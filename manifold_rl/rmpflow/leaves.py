@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from manifolds.lie import hat, so3_log, vee
 
-from .core import AffineMap, Leaf, TaskMap, _diag_fast_path_ok, check_state, constant_eye
+from .core import AffineMap, Leaf, TaskMap, _diag_fast_path_ok, check_state, constant_eye, constant_scalar
 from .gds import GDSLeaf
 
 __all__ = [
@@ -467,7 +467,7 @@ class CSpaceTargetRMP(Leaf):
         d = x - (target if target.dtype == x.dtype and target.device == x.device else target.to(x))
         nrm = torch.linalg.vector_norm(d, dim=-1, keepdim=True)
         # where(‖δ‖ < θ, −k_p δ, −k_p θ δ/‖δ‖) = −k_p δ · min(1, θ/‖δ‖)
-        scale = (p.robust_position_term_thresh / nrm.clamp_min(torch.finfo(x.dtype).tiny)).clamp_max(1.0)
+        scale = torch.div(p.robust_position_term_thresh, nrm.clamp_min(torch.finfo(x.dtype).tiny)).clamp_max(1.0)
         a = torch.add(d * scale * (-p.position_gain), xd, alpha=-p.damping_gain)
         c = p.metric_scalar + p.inertia
         return c * a, torch.full_like(a, c)
@@ -515,9 +515,11 @@ class JointLimitRMP(Leaf):
         x = x.clamp_min(0.0)
         # constants folded: 1 − σ(u) = σ(−u), x/ℓ = x·(1/ℓ), k − c·ẋ in one add (equal up to rounding; tested)
         s1 = torch.sigmoid(xd * (-1.0 / p.metric_velocity_gate_length_scale))
-        m = (s1 * p.metric_scalar) / (x * (1.0 / p.metric_length_scale) + p.metric_exploder_eps)
-        a = torch.add(p.accel_potential_gain / ((x * x) * (1.0 / p.accel_potential_exploder_length_scale ** 2)
-                                                + p.accel_potential_exploder_eps), xd, alpha=-p.accel_damper_gain)
+        lm, lp2 = p.metric_length_scale, p.accel_potential_exploder_length_scale ** 2
+        # μ/(x/ℓ_m + ε_m) = μℓ_m/(x + ε_m ℓ_m);  k/((x/ℓ_p)² + ε_p) = kℓ_p²/(x² + ε_p ℓ_p²)
+        m = torch.addcdiv(constant_scalar(0.0, x.dtype, x.device), s1, x + p.metric_exploder_eps * lm, value=p.metric_scalar * lm)
+        a = torch.addcdiv(xd * (-p.accel_damper_gain), constant_scalar(1.0, x.dtype, x.device),
+                          x * x + p.accel_potential_exploder_eps * lp2, value=p.accel_potential_gain * lp2)
         return a, m
 
     def canonical(self, x, xd):
@@ -573,7 +575,7 @@ class JointVelocityCapRMP(Leaf):
         # μ/(1 − (u/v_r)²) = μ v_r²/(v_r² − u²) with u = min(Δ, v_r − 1e-6)
         a = torch.copysign(delta, xd) * (-abs(p.damping_gain))
         u = delta.clamp_max(vr - 1e-6)
-        m = (p.metric_weight * vr * vr) / (vr * vr - u * u)
+        m = torch.div(p.metric_weight * vr * vr, torch.rsub(u * u, vr * vr))
         return torch.where(active, a, 0.0), torch.where(active, m, 0.0)
 
     def canonical(self, x, xd):
@@ -662,17 +664,17 @@ class TargetRMP(Leaf):
         goal = self._buffers["goal"]
         delta = (goal if goal.dtype == x.dtype and goal.device == x.device else goal.to(x)) - x
         d = torch.linalg.vector_norm(delta, dim=-1, keepdim=True)
-        a = torch.add(delta * (p.accel_p_gain / (d + p.accel_norm_eps)), xd, alpha=-p.accel_d_gain)
+        a = torch.addcdiv(xd * (-p.accel_d_gain), delta, d + p.accel_norm_eps, value=p.accel_p_gain)
         nh = delta / d.clamp_min(p.accel_norm_eps / 10)
         d2 = d * d
-        alpha = torch.exp(d2 * (-0.5 / p.metric_alpha_length_scale ** 2)) * (1 - p.min_metric_alpha) + p.min_metric_alpha
-        beta = torch.exp(d2 * (-0.5 / p.proximity_metric_boost_length_scale ** 2))
-        s = beta * (p.proximity_metric_boost_scalar - 1) + 1
-        c1 = s * alpha * p.max_metric_scalar  # (B, 1)
-        c2 = s * (1 - alpha) * p.min_metric_scalar
+        ea = torch.exp(d2 * (-0.5 / p.metric_alpha_length_scale ** 2))  # α = (1 − α_min) e_a + α_min
+        s = torch.exp(d2 * (-0.5 / p.proximity_metric_boost_length_scale ** 2)) * (p.proximity_metric_boost_scalar - 1) + 1
+        am, mn, mf = p.min_metric_alpha, p.max_metric_scalar, p.min_metric_scalar
+        c1 = s * (ea * ((1 - am) * mn) + am * mn)  # s α μ_near, (B, 1)
+        c2 = s * (ea * (-(1 - am) * mf) + (1 - am) * mf)  # s (1 − α) μ_far
         c2n = c2 * nh
-        f = c1 * a + c2n * (nh * a).sum(-1, keepdim=True)
-        M = torch.baddbmm(c1.unsqueeze(-1) * _eye(x.shape[0], self.dim, x), c2n.unsqueeze(-1), nh.unsqueeze(-2))
+        f = torch.addcmul(c1 * a, c2n, (nh * a).sum(-1, keepdim=True))
+        M = torch.baddbmm(torch.diag_embed(c1.expand(-1, self.dim)), c2n.unsqueeze(-1), nh.unsqueeze(-2))
         return f, M
 
 
@@ -727,11 +729,14 @@ class CollisionRMP(Leaf):
         ``x/σ = x·(1/σ)`` (equal to the textbook form up to rounding; tested)."""
         p = self.params
         x = x.clamp_min(0.0) if p.margin == 0 else (x - p.margin).clamp_min(0.0)
-        t = (x * (-1.0 / p.metric_modulation_radius) + 1.0).clamp_min(0.0)  # gate = (1 − x/r)² for x ≤ r, else 0
+        t = torch.rsub(x, 1.0, alpha=1.0 / p.metric_modulation_radius).clamp_min(0.0)  # gate = t² = (1 − x/r)² for x ≤ r, else 0
         s1 = torch.sigmoid(xd * (-1.0 / p.damping_velocity_gate_length_scale))
-        m = (s1 * (t * t)) * p.metric_scalar / (x * (1.0 / p.metric_exploder_std_dev) + p.metric_exploder_eps)
-        a = torch.exp(x * (-1.0 / p.repulsion_std_dev)) * p.repulsion_gain \
-            - (s1 * xd) * p.damping_gain / (x * (1.0 / p.damping_std_dev) + p.damping_robustness_eps)
+        # μ/(x/σ_e + ε_e) = μσ_e/(x + ε_e σ_e);  k_d ẋ/(x/σ_d + ε_d) = k_d σ_d ẋ/(x + ε_d σ_d)
+        se, sd = p.metric_exploder_std_dev, p.damping_std_dev
+        m = torch.addcdiv(constant_scalar(0.0, x.dtype, x.device), s1 * (t * t), x + p.metric_exploder_eps * se,
+                          value=p.metric_scalar * se)
+        a = torch.addcdiv(torch.exp(x * (-1.0 / p.repulsion_std_dev)) * p.repulsion_gain, s1 * xd,
+                          x + p.damping_robustness_eps * sd, value=-p.damping_gain * sd)
         return a, m
 
     def fusion_key(self):

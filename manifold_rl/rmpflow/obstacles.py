@@ -411,7 +411,7 @@ class ObstacleDistanceMap(TaskMap):
             g = diff / r.unsqueeze(-1)
             Vb = V.unsqueeze(1)
             nv = _sum_small(g * Vb)
-            hv = (_sum_small(V * V).unsqueeze(1) - nv ** 2) / r
+            hv = (_sum_small(V * V).unsqueeze(1) - nv * nv) / r
             phi = r - R
         else:
             parts = [ob.sdf_derivatives(X, V) for ob in obs]
