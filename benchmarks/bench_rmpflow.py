@@ -28,8 +28,10 @@ Parts
     (5, 50), (10, 100): the same tree with every metric replaced by a constant isotropic one
     (RMPflow with constant task metrics = OSC), see :func:`pf_flow`.
 (e) Control-step time (one ``flow(q, q̇)`` call = pushforward + leaves + pullback + resolve) on one CPU
-    thread, Franka with 3 ball obstacles, batch 1 / 100 / 1000, float32 / float64, with a reference op
-    (a 128 × 128 float64 matmul) timed in the same run to normalise against machine load.
+    thread, Franka with 3 ball obstacles, batch 1 / 100 / 1000, float32 / float64: median wall time
+    (``time.perf_counter``) and median CPU time of the calling thread (``time.thread_time``; less
+    sensitive to other jobs on the machine, though not immune: shared cores and caches still slow it),
+    with a reference op (a 128 × 128 float64 matmul) timed in the same run and the 1-min load average.
 
 Success in (b), (c): final end-effector distance ≤ 1 cm and never in collision; time to goal: first
 time within 5 cm (as the ref-sheet anchors B3/B4). In (d): time to 1 cm (the run stops there).
@@ -549,28 +551,33 @@ def part_e(args):
             qd = (0.1 * torch.randn(B, 7, generator=gen, dtype=D64)).to(dev, dtype)
             sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
             reps = max(3, min(args.repeats, int(args.repeats * 20 / B) + 3))
-            ts, tr = [], []
+            ts, tc, tr = [], [], []
+            load0 = os.getloadavg()[0]
             with torch.inference_mode():
                 for _ in range(2):
                     flow(q, qd)
                 for _ in range(reps):
                     sync()
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.thread_time()
                     flow(q, qd)
                     sync()
                     ts.append(time.perf_counter() - t0)
+                    tc.append(time.thread_time() - c0)
                     t0 = time.perf_counter()
                     A @ A
                     tr.append(time.perf_counter() - t0)
             ms = 1e3 * statistics.median(ts)
+            cpu_ms = 1e3 * statistics.median(tc)
             ref = 1e3 * statistics.median(tr)
             row = dict(part="e", device=args.device, dtype=str(dtype).replace("torch.", ""), batch=B, ms_per_step=ms,
-                       robot_steps_per_s=B / (ms / 1e3), ref_matmul128_ms=ref, step_over_ref=ms / ref, repeats=reps,
-                       threads=torch.get_num_threads())
+                       cpu_ms_per_step=cpu_ms, robot_steps_per_s=B / (ms / 1e3), ref_matmul128_ms=ref,
+                       step_over_ref=ms / ref, repeats=reps, threads=torch.get_num_threads(),
+                       loadavg_1min=0.5 * (load0 + os.getloadavg()[0]))
             emit(args.jsonl, row)
             rows.append(row)
-            print(f"  {row['dtype']} B={B}: {ms:.2f} ms", flush=True)
-    table(rows, ["dtype", "batch", "ms_per_step", "robot_steps_per_s", "ref_matmul128_ms", "step_over_ref", "repeats"])
+            print(f"  {row['dtype']} B={B}: {ms:.2f} ms wall, {cpu_ms:.2f} ms thread CPU", flush=True)
+    table(rows, ["dtype", "batch", "ms_per_step", "cpu_ms_per_step", "robot_steps_per_s", "ref_matmul128_ms",
+                 "step_over_ref", "repeats", "loadavg_1min"])
     return rows
 
 

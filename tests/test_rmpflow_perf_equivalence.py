@@ -410,6 +410,15 @@ def test_lazy_affine_and_slice_outputs_equal_generic_path():
         _close(out.xd, ref.xd)
         _close(out.J, ref.J)
         _close(out.Jdot_qd, ref.Jdot_qd)
+    # float64 buffers used from float32 inputs: the memoised cast follows in-place changes of A
+    m = joint_limit_map(FrankaPanda().q_min, FrankaPanda().q_max)
+    qf, qdf = q.float(), qd.float()
+    for _ in range(2):
+        out = m(qf, qdf)
+        assert out.x.dtype == torch.float32
+        assert (out.x - (q @ m.A.T + m.b).float()).abs().max() < 1e-5
+    m.A.mul_(2.0)
+    assert (m(qf, qdf).xd - (qd @ m.A.T).float()).abs().max() < 1e-5
 
 
 def test_damped_resolve_equals_reference_formula():

@@ -573,7 +573,15 @@ class AffineMap(TaskMap):
         A = self._buffers["A"]
         b = self._buffers["b"]
         if A.dtype != q.dtype or A.device != q.device:
-            A, b = A.to(q), b.to(q)
+            key = (q.dtype, q.device, torch.is_inference_mode_enabled(), A._version, b._version)
+            c = self.__dict__.get("_cast_cache")
+            if c is not None and c[0] == key and c[1] is A and c[2] is b:
+                A, b = c[3], c[4]
+            else:
+                A0, b0 = A, b
+                A, b = A.to(q), b.to(q)
+                if not (A0.requires_grad or b0.requires_grad):  # never reuse an autograd graph
+                    self.__dict__["_cast_cache"] = (key, A0, b0, A, b)
         At = A.T
         return _LazyOutput(torch.addmm(b, q, At), qd @ At, lambda: A.expand(q.shape[0], self.out_dim, self.in_dim),
                            lambda: q.new_zeros(q.shape[0], self.out_dim), True)
