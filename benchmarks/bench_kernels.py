@@ -24,7 +24,12 @@ builds the inputs, runs one warm-up call (at the full size for ``N ≤ 10⁴``, 
 which loads the compiled KeOps formula), records the resident set size (``VmRSS``), resets the
 peak (``/proc/self/clear_refs``; where that is refused the peak includes the warm-up, which is
 the same operation), runs ``--reps`` timed calls (wall clock, median reported) and reports
-``peak extra MB = VmHWM − VmRSS before the timed calls``. A point that exceeds ``--timeout``
+``peak extra MB = VmHWM − VmRSS before the timed calls``. With glibc's default (dynamic) mmap
+threshold, freed multi-MB blocks stay in the heap, so this RSS peak of the chunked backend
+depends on the process's allocation history (0 to several × the live peak); run with
+``MALLOC_MMAP_THRESHOLD_=65536`` in the environment (recorded in the results) to have freed
+blocks returned, or pass ``--alloc-peak`` to also record torch's allocator peak (profiler memory
+events, one extra untimed run; dense / chunked on CPU), the quantity the memory budget bounds. A point that exceeds ``--timeout``
 seconds is killed and marked ``timeout``. Dense points whose estimated ``N × M`` temporaries
 (``N·M·4 bytes × (F + 3)`` for a forward with ``F`` feature coordinates, twice that with the
 backward) exceed 70 % of ``MemAvailable`` are not run and marked ``OOM (est. X GB)``.
@@ -193,6 +198,25 @@ def _errors(op, M, h, backend, x, y, rows):
     return out
 
 
+def _alloc_peak(run) -> int:
+    """Peak live bytes of torch's CPU allocator during one extra ``run()`` (profiler memory events).
+
+    Unlike ``VmHWM`` this does not see glibc's heap retention (with the dynamic mmap threshold,
+    freed multi-MB chunks stay in the heap and the RSS peak depends on the history of the
+    process); it is what the chunked backend's memory budget controls.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
+        run()
+    events = sorted((e.start_ns(), e.nbytes()) for e in p.profiler.kineto_results.events() if e.name() == "[memory]")
+    live = peak = 0
+    for _, b in events:
+        live += b
+        peak = max(peak, live)
+    return peak
+
+
 def run_point(spec: dict) -> dict:
     """Measure one ``(manifold, op, backend, n)`` point in this (fresh) process."""
     import torch
@@ -247,6 +271,8 @@ def run_point(spec: dict) -> dict:
     )
     if device.type == "cuda":
         res["cuda_peak_extra_mb"] = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
+    if spec.get("alloc_peak") and device.type == "cpu" and backend != "keops":
+        res["alloc_peak_mb"] = _alloc_peak(run) / 2**20
     if spec.get("err_rows", 0) > 0:
         try:
             res.update(_errors(op, M, h, backend, x, y, min(spec["err_rows"], n)))
@@ -315,7 +341,16 @@ def _meta(args):
             cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"date": time.strftime("%Y-%m-%d"), "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "pykeops": kv, "device": args.device}
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "pykeops": kv,
+        "device": args.device,
+        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+        "load_avg": os.getloadavg(),
+    }
 
 
 def _append(path, rec):
@@ -331,7 +366,7 @@ def grid(args):
     points = [(m, op, n, b) for m in args.manifolds for n in args.sizes for op in args.ops for b in args.backends]
     rows = []
     for m, op, n, b in tqdm(points, desc="points", file=sys.stderr):
-        spec = dict(manifold=m, op=op, n=n, backend=b, reps=args.reps, device=args.device, err_rows=args.err_rows)
+        spec = dict(manifold=m, op=op, n=n, backend=b, reps=args.reps, device=args.device, err_rows=args.err_rows, alloc_peak=args.alloc_peak)
         est = dense_estimate_bytes(m, op, n)
         if b == "dense" and args.device == "cpu" and est > 0.7 * avail:
             res = dict(spec, status=f"OOM (est. {est / 1e9:.0f} GB)")
@@ -358,7 +393,10 @@ def _cell(r):
         return r["status"]
     t = r["ms"]
     ts = f"{t:.1f} ms" if t < 1e4 else f"{t / 1e3:.1f} s"
-    return f"{ts}, +{r['peak_extra_mb']:.0f} MB" if r["peak_extra_mb"] >= 10 else f"{ts}, +{r['peak_extra_mb']:.1f} MB"
+    cell = f"{ts}, +{r['peak_extra_mb']:.0f} MB" if r["peak_extra_mb"] >= 10 else f"{ts}, +{r['peak_extra_mb']:.1f} MB"
+    if "alloc_peak_mb" in r:
+        cell += f" (alloc {r['alloc_peak_mb']:.0f} MB)"
+    return cell
 
 
 def _errcell(r):
@@ -477,6 +515,7 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=3, help="timed runs per point (default 3)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per point before it is killed (default 600)")
     p.add_argument("--err-rows", type=int, default=256, help="rows for the float32 error (0: skip; default 256)")
+    p.add_argument("--alloc-peak", action="store_true", help="dense/chunked on CPU: also record torch's allocator peak in one extra (untimed) run")
     p.add_argument("--out", default=str(HERE / "bench_kernels.jsonl"), help="JSON-lines file the results are appended to")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--gpu", action="store_true", help="same as --device cuda")
