@@ -59,10 +59,13 @@ from manifold_rl.rmpflow import (  # noqa: E402
     CollisionAvoidance,
     CollisionParams,
     CollisionRMP,
+    CSpaceTargetParams,
     CSpaceTargetRMP,
+    DampingParams,
     DampingRMP,
     FrankaPanda,
     GoalAttractor,
+    JointLimitParams,
     JointLimitRMP,
     JointVelocityCapParams,
     JointVelocityCapRMP,
@@ -76,6 +79,7 @@ from manifold_rl.rmpflow import (  # noqa: E402
     SliceMap,
     Sphere,
     SphereDistanceMap,
+    TargetParams,
     TargetRMP,
     franka_fk,
     joint_limit_map,
@@ -228,20 +232,30 @@ def franka_points(robot: FrankaPanda) -> LinkPointMap:
     return LinkPointMap(franka_fk, 7, links, offs)
 
 
-def franka_flow(robot: FrankaPanda, obstacles, goal, q_default, jvc: JointVelocityCapParams | None = None) -> RMPFlow:
-    """RMPflow with RMP2's Franka leaves: target (TCP), collision (every sphere × obstacle), joint limits
-    (with RMP2's buffers), joint velocity cap, c-space target, damping. ``goal: (B, 3)``."""
+def franka_flow(robot: FrankaPanda, obstacles, goal, q_default, jvc: JointVelocityCapParams | None = None,
+                params: str = "rmp2") -> RMPFlow:
+    """RMPflow with the Franka leaves: target (TCP), collision (every sphere × obstacle), joint limits
+    (with RMP2's buffers = Lula's), joint velocity cap, c-space target, damping. ``goal: (B, 3)``.
+    ``params="rmp2"``: RMP2 ``franka_config.yaml`` values (default); ``"lula"``: the Isaac Sim Lula
+    ``franka_rmpflow_common.yaml`` values of the same six leaves (ref sheet §2.3; the c-space target stays
+    ``q_default``)."""
+    if params not in ("rmp2", "lula"):
+        raise ValueError(f"franka_flow: params must be 'rmp2' or 'lula', got {params!r}")
+    lula = params == "lula"
     K = robot.sphere_radii.numel()
     root = RMPRoot(7)
     pts = root.add_child(franka_points(robot), name="fk")  # FK computed once, shared (DAG)
     cp = pts.add_child(SliceMap(3 * K + 3, list(range(3 * K))), name="spheres")
     for i, ob in enumerate(obstacles):
-        cp.add_child(ObstacleDistanceMap(ob, robot.sphere_radii), name=f"obstacle{i}").add_leaf(CollisionRMP(K))
-    pts.add_child(SliceMap(3 * K + 3, list(range(3 * K, 3 * K + 3))), name="tcp").add_leaf(TargetRMP(3, goal))
-    root.add_child(joint_limit_map(robot.q_min, robot.q_max, RMP2_JOINT_LIMIT_BUFFERS), name="limits").add_leaf(JointLimitRMP(14))
-    root.add_leaf(JointVelocityCapRMP(7, jvc))
-    root.add_leaf(CSpaceTargetRMP(7, q_default))
-    root.add_leaf(DampingRMP(7))
+        cp.add_child(ObstacleDistanceMap(ob, robot.sphere_radii), name=f"obstacle{i}").add_leaf(
+            CollisionRMP(K, CollisionParams.lula() if lula else None))
+    pts.add_child(SliceMap(3 * K + 3, list(range(3 * K, 3 * K + 3))), name="tcp").add_leaf(
+        TargetRMP(3, goal, TargetParams.lula() if lula else None))
+    root.add_child(joint_limit_map(robot.q_min, robot.q_max, RMP2_JOINT_LIMIT_BUFFERS), name="limits").add_leaf(
+        JointLimitRMP(14, JointLimitParams.lula() if lula else None))
+    root.add_leaf(JointVelocityCapRMP(7, jvc if jvc is not None or not lula else JointVelocityCapParams.lula()))
+    root.add_leaf(CSpaceTargetRMP(7, q_default, CSpaceTargetParams.lula() if lula else None))
+    root.add_leaf(DampingRMP(7, DampingParams.lula() if lula else None))
     return RMPFlow(root)
 
 
@@ -508,6 +522,8 @@ def part_d(args):
         return (tcp.psi(q)[:, -3:] - goal).norm(dim=-1)
 
     methods = [("RMPflow (RMP2 leaves)", franka_flow(robot, obst, goal, robot.default_q))]
+    if args.clutter_lula:  # check: the same six leaves with Isaac Sim Lula's published parameters
+        methods.append(("RMPflow (Lula leaf parameters)", franka_flow(robot, obst, goal, robot.default_q, params="lula")))
     for w_obs, w_c in ((3.0, 10.0), (5.0, 50.0), (10.0, 100.0)):
         methods.append((f"PF-basic ({w_obs:g}, {w_c:g})", pf_flow(robot, obst, goal, robot.default_q, w_obs, w_c)))
     rows = []
@@ -588,6 +604,7 @@ def main(argv=None):
     ap.add_argument("--n-franka", type=int, default=100)
     ap.add_argument("--n-targets", type=int, default=20, help="targets per clutter layout (6 layouts)")
     ap.add_argument("--clutter-timeout", type=float, default=5.0, help="(d) timeout [s] (paper: 5)")
+    ap.add_argument("--clutter-lula", action="store_true", help="(d) also RMPflow with Lula's leaf parameters")
     ap.add_argument("--horizon-steps", type=int, default=1800, help="240 Hz steps for (b), (c) (RMP2: 1800 = 7.5 s)")
     ap.add_argument("--batches", type=lambda s: [int(v) for v in s.split(",")], default=[1, 100, 1000])
     ap.add_argument("--repeats", type=int, default=50)
