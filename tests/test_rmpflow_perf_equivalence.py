@@ -432,3 +432,46 @@ def test_damped_resolve_equals_reference_formula():
     _close(flow.resolve(f, M), ref)
     ref0 = torch.linalg.solve(M + 1e-3 * torch.eye(7, dtype=D64), f.unsqueeze(-1)).squeeze(-1)
     _close(RMPFlow(RMPRoot(7), method="solve").resolve(f, M), ref0)
+
+
+def test_rotation_log_closed_form_equals_so3_log():
+    from manifold_rl.rmpflow.leaves import _rotation_log
+    from manifolds.lie import so3_exp, so3_log
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3000, 3, generator=g, dtype=D64)
+    ang = torch.cat([torch.logspace(-12, 0.49, 1000, dtype=D64), torch.linspace(0, math.pi - 1e-6, 1000, dtype=D64),
+                     math.pi - torch.logspace(-9, -1, 1000, dtype=D64)])  # near 0, whole range, near π
+    w = w / w.norm(dim=-1, keepdim=True) * ang[:, None]
+    R = so3_exp(w)
+    _close(_rotation_log(R), so3_log(R))
+    _close(_rotation_log(R), w)
+    assert _rotation_log(torch.eye(3, dtype=D64)[None]).abs().max() == 0
+    q = torch.zeros(2, 3, dtype=D64, requires_grad=True)  # finite gradient at the identity
+    _rotation_log(so3_exp(q)).sum().backward()
+    _close(q.grad, torch.ones(2, 3, dtype=D64))
+
+
+def test_orientation_leaf_equals_reference_formula():
+    from manifolds.lie import hat, so3_exp, so3_log, vee
+    g = torch.Generator().manual_seed(1)
+    leaf = OrientationTargetRMP(so3_exp(torch.randn(3, generator=g, dtype=D64))).to(D64)
+    B = 64
+    x = so3_exp(torch.randn(B, 3, generator=g, dtype=D64) * 1.5).reshape(B, 9)  # errors up to and beyond 120°
+    xd = torch.randn(B, 9, generator=g, dtype=D64)
+    for prox in (None, 0.2 * torch.rand(B, generator=g, dtype=D64)):
+        leaf.set_proximity(prox)
+        p = leaf.params
+        R = x.reshape(B, 3, 3)
+        Rt = R.transpose(1, 2)
+        W = Rt @ xd.reshape(B, 3, 3)
+        om = vee(0.5 * (W - W.transpose(1, 2)))
+        al = p.accel_p_gain * so3_log(Rt @ leaf.target) - p.accel_d_gain * om
+        Rdd = (R @ (hat(al) + hat(om) @ hat(om))).reshape(B, 9)
+        Mr = p.metric_scalar * leaf._boost(x) * torch.eye(9, dtype=D64)
+        fr = (Mr @ Rdd.unsqueeze(-1)).squeeze(-1)
+        f, M = leaf(x, xd)
+        _close(f, fr)
+        _close(M, Mr)
+        fd, md = leaf.natural_diag(x, xd)
+        _close(fd, fr)
+        _close(torch.diag_embed(md), Mr)
