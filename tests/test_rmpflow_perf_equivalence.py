@@ -475,3 +475,17 @@ def test_orientation_leaf_equals_reference_formula():
         fd, md = leaf.natural_diag(x, xd)
         _close(fd, fr)
         _close(torch.diag_embed(md), Mr)
+
+
+def test_cached_plan_follows_tree_edits():
+    q, qd = _state(B=2, seed=6)
+    flow, root = _franka_flow()
+    a = flow(q, qd)
+    root.leaves[0] = DampingRMP(7)  # replace the c-space target leaf in place (same list length)
+    b = flow(q, qd)
+    _close(b, RMPFlow(root)(q, qd))
+    assert (a - b).abs().max() > 1e-6
+    root.add_leaf(DampingRMP(7))  # append
+    _close(flow(q, qd), RMPFlow(root)(q, qd))
+    root.children_nodes[-1].task_map = joint_limit_map(FrankaPanda().q_min, FrankaPanda().q_max, scale=0.5)
+    _close(flow(q, qd), RMPFlow(root)(q, qd))

@@ -840,13 +840,15 @@ class RMPFlow(nn.Module):
         """``(nodes, parents, plan)`` in pre-order, rebuilt only when the tree changed.
 
         The cached plan holds each node's task map and leaves as plain lists (no ``nn.Module``
-        attribute lookups per call); a change is detected from the lengths of every node's
-        ``children_nodes`` / ``leaves`` lists and the identity of its ``task_map``.
+        attribute lookups per call); a change is detected from the identities of every node's
+        ``task_map``, children and leaves (appending, removing or replacing one rebuilds the plan).
         """
         o = self._order
         if o is not None and o[6] == self.fuse_siblings:
-            for mods, ch, nch, lv, nlv, tm in o[3]:
-                if len(ch) != nch or len(lv) != nlv or mods.get("task_map") is not tm:
+            for mods, ch, chv, lv, lvv, tm in o[3]:
+                if (mods.get("task_map") is not tm or len(ch) != len(chv) or len(lv) != len(lvv)
+                        or any(a is not b for a, b in zip(ch.values(), chv))
+                        or any(a is not b for a, b in zip(lv.values(), lvv))):
                     break
             else:
                 return o
@@ -858,7 +860,7 @@ class RMPFlow(nn.Module):
         for nd in nodes:
             ch, lv = nd._modules["children_nodes"], nd._modules["leaves"]
             tm = nd._modules.get("task_map")
-            sig.append((nd._modules, ch._modules, len(ch), lv._modules, len(lv), tm))  # dicts: C-level len()
+            sig.append((nd._modules, ch._modules, tuple(ch), lv._modules, tuple(lv), tm))
             plan.append((tm, list(lv)))
         groups = self._find_groups(nodes, parents, plan) if self.fuse_siblings else {}
         self._order = (nodes, parents, plan, sig, self._needed(nodes, parents), groups, self.fuse_siblings,
