@@ -1076,8 +1076,12 @@ class RMPFlow(nn.Module):
         if self.method == "damped":
             # s·reg = max(scale_frac·max|M|, 1)·reg = max(scale_frac·reg·max|M|, reg)
             lam = (M.detach().abs().amax(dim=(-2, -1)) * (self.scale_frac * self.reg)).clamp_min(self.reg).reshape(-1, 1, 1)
-            return torch.linalg.solve(torch.addcmul(M, lam, eye), f)
-        return torch.linalg.solve(M + self.reg * eye, f)
+            A = torch.addcmul(M, lam, eye)
+        else:
+            A = M + self.reg * eye
+        if A.shape[:-1] == f.shape:  # batched vector right-hand side (no unsqueeze / squeeze)
+            return torch.linalg.solve(A, f)
+        return torch.linalg.solve(A, f.unsqueeze(-1)).squeeze(-1)  # broadcasting batch shapes
 
     def forward(self, q: Tensor, qd: Tensor) -> Tensor:
         """``q̈ = resolve(pullback(pushforward(q, qd)))`` for ``q, qd: (B, n)``."""
