@@ -932,7 +932,7 @@ class OrientationTargetRMP(_BoostMixin, Leaf):
         Rdd = torch.linalg.cross(R, alpha.unsqueeze(1).expand(B, 3, 3), dim=-1) + Rw * omega.unsqueeze(1) \
             - (omega * omega).sum(-1).reshape(B, 1, 1) * R
         d = getattr(self, "_proximity", None)
-        scale = p.metric_scalar if d is None else p.metric_scalar * self._boost(x).reshape(B, 1)
+        scale = p.metric_scalar if d is None else p.metric_scalar * self._boost(x).reshape(-1, 1)
         return Rdd.reshape(B, 9), scale
 
     def canonical(self, x, xd):
