@@ -60,6 +60,8 @@ __all__ = [
     "evaluation_cache",
     "scope_cache",
     "constant_eye",
+    "constant_scalar",
+    "tensor_version",
 ]
 
 JACOBIAN_MODES = ("analytic", "forward", "fd")
@@ -163,6 +165,12 @@ def constant_scalar(value: float, dtype: torch.dtype, device: torch.device) -> T
     """A 0-dim constant tensor (memoised; built outside inference mode), e.g. for ``torch.addcdiv``."""
     with torch.inference_mode(False):
         return torch.tensor(value, dtype=dtype, device=device)
+
+
+def tensor_version(t: Tensor) -> int:
+    """``t._version`` (bumped by in-place changes), or ``-1`` for an inference tensor, which has no
+    version counter (memo keys then rely on the tensor's identity alone)."""
+    return -1 if t.is_inference() else t._version
 
 
 def _fd_steps(dtype: torch.dtype) -> Tuple[float, float]:
@@ -573,14 +581,15 @@ class AffineMap(TaskMap):
         A = self._buffers["A"]
         b = self._buffers["b"]
         if A.dtype != q.dtype or A.device != q.device:
-            key = (q.dtype, q.device, torch.is_inference_mode_enabled(), A._version, b._version)
+            key = (q.dtype, q.device, torch.is_inference_mode_enabled(), tensor_version(A), tensor_version(b))
             c = self.__dict__.get("_cast_cache")
             if c is not None and c[0] == key and c[1] is A and c[2] is b:
                 A, b = c[3], c[4]
             else:
                 A0, b0 = A, b
                 A, b = A.to(q), b.to(q)
-                if not (A0.requires_grad or b0.requires_grad):  # never reuse an autograd graph
+                # never reuse an autograd graph; inference tensors have no version counter: not memoised
+                if not (A0.requires_grad or b0.requires_grad or A0.is_inference() or b0.is_inference()):
                     self.__dict__["_cast_cache"] = (key, A0, b0, A, b)
         At = A.T
         return _LazyOutput(torch.addmm(b, q, At), qd @ At, lambda: A.expand(q.shape[0], self.out_dim, self.in_dim),

@@ -23,7 +23,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .core import TaskMap, TaskMapOutput
+from .core import TaskMap, TaskMapOutput, tensor_version
 
 __all__ = [
     "Obstacle",
@@ -465,7 +465,7 @@ def _group_constants(maps, X: Tensor):
     src = [m.radii for m in maps]
     if spheres:
         src += [ob.center for ob in obs] + [ob.radius for ob in obs]
-    key = (X.dtype, X.device, torch.is_inference_mode_enabled(), X.shape[0], spheres, tuple(t._version for t in src))
+    key = (X.dtype, X.device, torch.is_inference_mode_enabled(), X.shape[0], spheres, tuple(tensor_version(t) for t in src))
     cache = maps[0].__dict__.get("_group_cache")
     if (cache is not None and cache[0] == key and len(cache[1]) == len(src) and all(a is b for a, b in zip(cache[1], src))
             and len(cache[2]) == len(maps) and all(a is b for a, b in zip(cache[2], maps))):
@@ -486,6 +486,7 @@ def _group_constants(maps, X: Tensor):
             R = torch.stack([ob.radius.to(X) for ob in obs]).reshape(1, -1, 1)
         sph = (C, R)
     out = (sph, radii)
-    if not any(t.requires_grad for t in src):  # never reuse an autograd graph across calls
+    # never reuse an autograd graph across calls; inference tensors (no version counter): not memoised
+    if not any(t.requires_grad or t.is_inference() for t in src):
         maps[0].__dict__["_group_cache"] = (key, list(src), list(maps), out)
     return out

@@ -30,7 +30,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..core import JointTaskMap, TaskMapOutput, constant_eye, scope_cache
+from ..core import JointTaskMap, TaskMapOutput, constant_eye, scope_cache, tensor_version
 from ..obstacles import _sum_small
 
 __all__ = [
@@ -195,15 +195,15 @@ def _chain(fk, q: Tensor, qd: Optional[Tensor], n: int) -> dict:
     key = ("chain", id(fk), id(q), id(qd) if qd is not None else None)
     if cache is not None:
         hit = cache.get(key)
-        if hit is not None and hit[0] is q and hit[1] == q._version and hit[2] is qd and (
-                qd is None or hit[3] == qd._version):
+        if hit is not None and hit[0] is q and hit[1] == tensor_version(q) and hit[2] is qd and (
+                qd is None or hit[3] == tensor_version(qd)):
             return hit[4]
         if qd is not None:  # reuse the position part computed for the same q
             base = cache.get(("chain", id(fk), id(q), None))
-            if base is not None and base[0] is q and base[1] == q._version:
+            if base is not None and base[0] is q and base[1] == tensor_version(q):
                 ch = dict(base[4])
                 _chain_velocity(ch, qd, n)
-                cache[key] = (q, q._version, qd, qd._version, ch)
+                cache[key] = (q, tensor_version(q), qd, tensor_version(qd), ch)
                 return ch
     frames = fk(q)
     B = q.shape[0]
@@ -216,7 +216,7 @@ def _chain(fk, q: Tensor, qd: Optional[Tensor], n: int) -> dict:
     if qd is not None:
         _chain_velocity(ch, qd, n)
     if cache is not None:
-        cache[key] = (q, q._version, qd, None if qd is None else qd._version, ch)
+        cache[key] = (q, tensor_version(q), qd, None if qd is None else tensor_version(qd), ch)
     return ch
 
 
@@ -425,13 +425,13 @@ class LinkPointMap(JointTaskMap):
 
     def _homogeneous_offsets(self, like):
         off = self.offsets
-        key = (like.dtype, like.device, id(off), off._version)
+        key = (like.dtype, like.device, id(off), tensor_version(off))
         c = self.__dict__.get("_hoff_cache")
         if c is None or c[0] != key or c[1] is not off:
             with torch.inference_mode(False):
                 h = torch.cat([off, torch.ones_like(off[:, :1])], 1).to(like.device, like.dtype).unsqueeze(1)
             c = (key, off, h)
-            if not off.requires_grad:
+            if not (off.requires_grad or off.is_inference()):
                 self.__dict__["_hoff_cache"] = c
         return c[2]
 
