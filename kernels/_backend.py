@@ -389,13 +389,21 @@ def _reduce_chunked(manifold, fx, fy, term, reduction, w, k, budget, pair_bytes=
     def block(fxb, fy_, w_):
         return _reduce_torch(manifold, fxb, fy_, term, reduction, w_, k)
 
+    if not use_ckpt:
+        # results go into one preallocated output: a list of small per-block results kept
+        # alive between the multi-MB temporaries fragments glibc's heap (with its dynamic mmap
+        # threshold the RSS then grew by about one temporary per block: 20 GB at N = M = 10⁵)
+        out = None
+        for s in range(0, n, rows):
+            r = block(fx[..., s : s + rows, :], fy, w)
+            if out is None:
+                out = r.new_empty(r.shape[:-2] + (n,) + r.shape[-1:])
+            out[..., s : s + r.shape[-2], :] = r
+            del r
+        return out
     outs = []
     for s in range(0, n, rows):
-        fxb = fx[..., s : s + rows, :]
-        if use_ckpt:
-            outs.append(checkpoint(block, fxb, fy, w, use_reentrant=False))
-        else:
-            outs.append(block(fxb, fy, w))
+        outs.append(checkpoint(block, fx[..., s : s + rows, :], fy, w, use_reentrant=False))
     return torch.cat(outs, dim=-2)
 
 
