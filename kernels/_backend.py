@@ -31,7 +31,12 @@ above (measured 1.4–4.6× the profiler's peak for the built-in formulas); memo
 with ``N`` or ``M`` alone (inputs, outputs, gradients of ``x`` and ``y``) and allocator slack
 are not in the budget. The estimate is cached per (manifold instance, formula code and its
 non-float closure values, reduction, weight layout, ``k``, dtype, device type, feature
-dimension, gradient flags), so it costs a few milliseconds once per formula.
+dimension, gradient flags), so it costs a few milliseconds once per formula. The budget bounds
+torch's live allocations; the process RSS also depends on the C allocator: glibc's dynamic
+mmap threshold serves blocks below 32 MiB from the heap, which small long-lived allocations
+between blocks fragment (the no-grad path therefore writes into one preallocated output; the
+checkpointed path keeps per-block autograd nodes, so set ``MALLOC_MMAP_THRESHOLD_=65536`` or use
+jemalloc / tcmalloc to bound its RSS; benchmarks/README.md, "Chunked backend memory").
 
 KeOps is probed once per process and device type by compiling and running a tiny reduction
 (``import pykeops`` alone succeeds without a compiler and fails at the first call,
