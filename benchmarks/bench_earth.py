@@ -191,8 +191,8 @@ def nll_fns(method, manifold, model, sde=None):
         def euler(x):
             return pf_ll(manifold, model, x, T=sde.T, t_min=sde.t_min, method="projx_euler", n_steps=EULER_STEPS)[0]
 
-    fns = {"dopri5": dopri, f"euler{EULER_STEPS}": euler}
-    return {k: v for k, v in fns.items() if k in NLL_METHODS or (k.startswith("euler") and "euler" in NLL_METHODS)}
+    fns = {"dopri5": ("dopri5", dopri), "euler": (f"euler{EULER_STEPS}", euler)}
+    return dict(fns[m] for m in NLL_METHODS)
 
 
 # ---------------------------------------------------------------------------- training
@@ -443,7 +443,7 @@ def main(argv=None):
     EULER_STEPS = args.euler_steps
     global VAL_MAX, NLL_METHODS
     VAL_MAX = args.val_max
-    NLL_METHODS = tuple(args.nll) if "dopri5" in args.nll else ("dopri5",) + tuple(args.nll)
+    NLL_METHODS = tuple(dict.fromkeys(["dopri5", *args.nll]))  # dopri5 always: validation uses it
     here = Path(__file__).resolve().parent
     out = Path(args.out) if args.out else here / ("results_so3.jsonl" if args.so3 else "results_earth.jsonl")
 
