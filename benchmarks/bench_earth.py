@@ -292,13 +292,13 @@ def run_earth(args, done, out, log):
         for ds in args.datasets:
             train, val, test = earth_split(data[ds], seed)
             for method in args.methods:
-                key = (ds, seed, method, args.budget)
+                key = (ds, seed, method, args.budget_label)
                 if key in done:
                     log(f"skip {key} (in {out})")
                     continue
-                log(f"== {ds} seed {seed} {method} ({args.budget}) ==")
+                log(f"== {ds} seed {seed} {method} ({args.budget_label}) ==")
                 t0 = time.perf_counter()
-                rec = dict(dataset=ds, seed=seed, method=method, budget=args.budget, n_train=train.shape[0], n_val=val.shape[0], n_test=test.shape[0])
+                rec = dict(dataset=ds, seed=seed, method=method, budget=args.budget_label, n_train=train.shape[0], n_val=val.shape[0], n_test=test.shape[0])
                 if method == "vmf":
                     rec.update(run_vmf(train, val, test, args.vmf_components, seed))
                 else:
@@ -334,13 +334,13 @@ def run_so3(args, done, out, log):
             test = mix.sample(args.so3_test, generator=torch.Generator().manual_seed(10_000 + seed))
             val = mix.sample(min(1000, args.so3_test), generator=torch.Generator().manual_seed(20_000 + seed))
             for method in args.methods:
-                key = (f"so3_K{K}", seed, method, args.budget)
+                key = (f"so3_K{K}", seed, method, args.budget_label)
                 if key in done:
                     log(f"skip {key}")
                     continue
                 log(f"== SO(3) K={K} seed {seed} {method} ==")
                 t0 = time.perf_counter()
-                rec = dict(dataset=f"so3_K{K}", seed=seed, method=method, budget=args.budget, n_test=args.so3_test)
+                rec = dict(dataset=f"so3_K{K}", seed=seed, method=method, budget=args.budget_label, n_test=args.so3_test)
                 if method == "oracle":
                     rec["test_ll"] = float(mix.log_prob(test).mean())
                 elif method in ("rfm", "rsgm"):
@@ -389,11 +389,14 @@ def print_table(records, budget, so3=False):
     print(f"\nEarth test NLL in nats (lower is better), budget {budget!r}; ours: mean±std over seeds")
     print(f"{'method':34s}" + "".join(f"{d:>22s}" for d in DATASETS))
     cols = {}
+    vmf_seen = set()  # the vMF baseline does not depend on the budget: shown once per (dataset, seed)
     for r in records:
-        if r.get("budget") != budget or r["dataset"] not in DATASETS:
+        if r["dataset"] not in DATASETS or (r.get("budget") != budget and r["method"] != "vmf"):
             continue
         if r["method"] == "vmf":
-            cols.setdefault("ours: vMF mixture (EM)", {}).setdefault(r["dataset"], []).append(r["test_nll"])
+            if (r["dataset"], r["seed"]) not in vmf_seen:
+                vmf_seen.add((r["dataset"], r["seed"]))
+                cols.setdefault("ours: vMF mixture (EM)", {}).setdefault(r["dataset"], []).append(r["test_nll"])
         else:
             for name in sorted(k[len("test_nll_"):] for k in r if k.startswith("test_nll_")):
                 cols.setdefault(f"ours: {r['method']} [{name}]", {}).setdefault(r["dataset"], []).append(r[f"test_nll_{name}"])
@@ -413,6 +416,10 @@ def main(argv=None):
     p.add_argument("--budget", choices=sorted(BUDGETS), default="quick")
     p.add_argument("--budget-seconds", type=float, default=300.0, help="quick budget: training seconds per (dataset, seed, method): process CPU time on a CPU, wall clock on a GPU")
     p.add_argument("--paper-iters", type=int, default=600_000)
+    p.add_argument("--width", type=int, default=None, help="override the budget's MLP width")
+    p.add_argument("--depth", type=int, default=None, help="override the budget's number of hidden layers")
+    p.add_argument("--batch", type=int, default=None, help="override the budget's batch size")
+    p.add_argument("--lr", type=float, default=None, help="override the budget's AdamW learning rate")
     p.add_argument("--vmf-components", nargs="+", type=int, default=[10, 20, 40, 80, 160, 320, 640])
     p.add_argument("--data", default=None, help="folder of the earth CSVs (default: see manifold_rl.data.earth)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -437,6 +444,12 @@ def main(argv=None):
         args.budget_seconds = math.inf
     if args.threads:
         torch.set_num_threads(args.threads)
+    # overrides of the budget's model / optimiser: results are stored under "<budget>[k=v,...]"
+    over = {k: getattr(args, k) for k in ("width", "depth", "batch", "lr") if getattr(args, k) is not None}
+    if any(v <= 0 for v in over.values()):
+        p.error(f"--width/--depth/--batch/--lr must be positive, got {over}")
+    BUDGETS[args.budget].update(over)
+    args.budget_label = args.budget + ("[" + ",".join(f"{k}={v:g}" for k, v in over.items()) + "]" if over else "")
     if args.euler_steps < 1:
         p.error("--euler-steps must be >= 1")
     global EULER_STEPS
@@ -462,7 +475,7 @@ def main(argv=None):
         (run_so3 if args.so3 else run_earth)(args, done, out, log)
         with open(out) as fh:
             records = [json.loads(line) for line in fh if line.strip()]
-    print_table(records, args.budget, so3=args.so3)
+    print_table(records, args.budget_label, so3=args.so3)
     return 0
 
 
