@@ -5,9 +5,18 @@ kernel-ready distance (:meth:`manifolds.Manifold.kernel_dist`) on one of three b
 
 * ``"dense"``: the ``N × M`` matrix as a torch tensor (fastest for small problems; memory
   ``O(N·M)`` in the forward and the backward).
-* ``"chunked"``: rows of ``x`` in blocks sized by the memory budget, each block under
-  :func:`torch.utils.checkpoint.checkpoint` (non-reentrant), so the backward recomputes one
-  block at a time: memory ``O(block · M)``, exact, pure torch (needs no compiler).
+* ``"chunked"``: rows of ``x`` in blocks sized by the memory budget: memory ``O(block · M)``,
+  exact, pure torch (needs no compiler). The forward evaluates the blocks without autograd
+  into one preallocated output; with gradients a custom :class:`torch.autograd.Function`
+  saves only the inputs and its backward recomputes one block at a time on detached copies,
+  writing the block's gradient of ``x``'s features into one preallocated buffer and adding
+  those of ``y``'s features and the weights in place (no per-block autograd objects survive
+  a block). A ``create_graph=True`` backward recomputes the blocks differentiably instead
+  (``O(N · M)`` memory for the double backward, as dense). A formula that reaches other
+  tensors requiring grad (a ``term`` closing over a learnable bandwidth, a learnable
+  curvature read by ``kernel_dist``; found by searching the autograd graph of a 1 × 2 probe
+  block) or a call inside a ``torch.func`` transform uses per-block non-reentrant
+  :func:`torch.utils.checkpoint.checkpoint` instead, which keeps every gradient path.
 * ``"keops"``: the same formula on KeOps ``LazyTensor``\\ s (Charlier et al., "Kernel Operations
   on the GPU, with Autodiff, without Memory Overflows", JMLR 22(74), 2021): ``O(N + M)``
   memory, CPU (needs a C++ compiler) and GPU.
@@ -22,8 +31,8 @@ formula and KeOps works on this machine, else chunked.
 formula runs on tiny probe blocks (``a × b`` pairs, ``a ∈ {2, 4}``, ``b ∈ {b₀, 2b₀}``,
 ``b₀ = max(4, k)``) under a :class:`~torch.utils._python_dispatch.TorchDispatchMode` that sums
 the bytes of every new storage an aten op returns (views and in-place results excluded); with
-gradients enabled the probe also runs the backward (``torch.autograd.grad``), which is what the
-checkpointed block costs in the backward pass (recompute of the forward + gradient buffers),
+gradients enabled the probe also runs the backward (``torch.autograd.grad``), which is what one
+block costs in the chunked backward pass (recompute of the forward + gradient buffers),
 so no extra factor is applied. The mixed difference ``T(2a,2b) − T(2a,b) − T(a,2b) + T(a,b)``
 over ``a·b`` keeps only the part proportional to ``rows × M`` (per-row outputs, per-column
 features and gradients cancel). The sum of all allocations bounds the peak of live ones from
@@ -382,30 +391,146 @@ def _rows_per_block(batch: int, m: int, pair_bytes: float, budget: float) -> int
     return max(1, int(budget // (batch * m * pair_bytes)))
 
 
-def _reduce_chunked(manifold, fx, fy, term, reduction, w, k, budget, pair_bytes=None):
-    n, m = fx.shape[-2], fy.shape[-2]
-    batch = math.prod(fx.shape[:-2])
-    tensors = [t for t in (fx, fy, w) if t is not None]
-    use_ckpt = reduction != "argkmin" and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    if pair_bytes is None:
-        pair_bytes = estimate_pair_bytes(manifold, fx, fy, term, reduction, w, k, grad=use_ckpt)
-    rows = _rows_per_block(batch, m, pair_bytes, budget)
+def _chunked_forward(manifold, fx, fy, term, reduction, w, k, rows):
+    """All row blocks without autograd into one preallocated ``(*batch, N, E)`` output.
 
-    def block(fxb, fy_, w_):
-        return _reduce_torch(manifold, fxb, fy_, term, reduction, w_, k)
-
-    if not use_ckpt:
-        # results go into one preallocated output: a list of small per-block results kept
-        # alive between the multi-MB temporaries fragments glibc's heap (with its dynamic mmap
-        # threshold the RSS then grew by about one temporary per block: 20 GB at N = M = 10⁵)
-        out = None
+    A list of small per-block results kept alive between the multi-MB temporaries fragments
+    glibc's heap (with its dynamic mmap threshold the RSS then grew by about one temporary per
+    block: 20 GB at N = M = 10⁵), hence the single output.
+    """
+    n = fx.shape[-2]
+    out = None
+    with torch.no_grad():
         for s in range(0, n, rows):
-            r = block(fx[..., s : s + rows, :], fy, w)
+            r = _reduce_torch(manifold, fx[..., s : s + rows, :], fy, term, reduction, w, k)
             if out is None:
                 out = r.new_empty(r.shape[:-2] + (n,) + r.shape[-1:])
             out[..., s : s + r.shape[-2], :] = r
             del r
-        return out
+    return out
+
+
+def _foreign_grad_leaves(manifold, fx, fy, term, reduction, w, k) -> bool:
+    """Whether the formula reaches a tensor requiring grad other than ``fx, fy, w``.
+
+    A closure of ``term`` (e.g. a learnable bandwidth) or a manifold parameter read by
+    :meth:`~manifolds.Manifold.kernel_dist` (a learnable curvature): :class:`_ChunkedReduce`
+    would drop its gradient. The formula runs on a 1 × 2 probe block of detached leaves and
+    the autograd graph of the result is searched for ``AccumulateGrad`` nodes of other
+    tensors. Any failure of the probe (e.g. an exotic tensor subclass) answers True, i.e. the
+    checkpointed path, which is exact in every case.
+    """
+    try:
+        w_axis = -2 if (w is not None and reduction == "sum" and w.dim() == fy.dim()) else -1
+        ia, ib = torch.arange(1), torch.arange(2) % fy.shape[-2]
+        px = _take_rows(fx, ia, -2).requires_grad_(True)
+        py = _take_rows(fy, ib, -2).requires_grad_(True)
+        pw = None if w is None else _take_rows(w, ib, w_axis).requires_grad_(True)
+        own = {id(t) for t in (px, py, pw) if t is not None}
+        with torch.enable_grad():
+            out = _reduce_torch(manifold, px, py, term, reduction, pw, k)
+        stack, seen = [out.grad_fn], set()
+        while stack:
+            node = stack.pop()
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            var = getattr(node, "variable", None)
+            if var is not None and id(var) not in own:
+                return True
+            stack.extend(nxt for nxt, _ in node.next_functions)
+        return False
+    except Exception:  # noqa: BLE001 - unknown context: take the path that is always exact
+        return True
+
+
+class _ChunkedReduce(torch.autograd.Function):
+    """Chunked reduction with a block-wise recomputing backward (see the module docstring).
+
+    ``forward`` evaluates the row blocks under no-grad into one output and saves only the
+    inputs; ``backward`` recomputes one block at a time with gradients on detached copies,
+    writes the block's gradient of ``fx`` into its slice of one preallocated buffer and
+    accumulates the gradients of ``fy`` and ``w`` in place. When the backward itself is
+    differentiable (``create_graph=True``), the blocks are recomputed on the saved
+    (differentiable) inputs instead and the gradient graph is kept: ``O(N · M)`` memory for
+    the double backward, like the dense backend.
+    """
+
+    @staticmethod
+    def forward(ctx, spec, fx, fy, w):
+        manifold, term, reduction, k, rows = spec
+        ctx.spec = spec
+        ctx.save_for_backward(fx, fy, w)
+        return _chunked_forward(manifold, fx, fy, term, reduction, w, k, rows)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        manifold, term, reduction, k, rows = ctx.spec
+        fx, fy, w = ctx.saved_tensors
+        need = ctx.needs_input_grad[1:4]
+        n = fx.shape[-2]
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable recomputation
+            gx_parts, gy, gw = [], None, None
+            for s in range(0, n, rows):
+                fxb = fx[..., s : s + rows, :]
+                out = _reduce_torch(manifold, fxb, fy, term, reduction, w, k)
+                wrt = [t for t, nd in zip((fxb, fy, w), need) if nd]
+                got = list(torch.autograd.grad(out, wrt, grad_out[..., s : s + rows, :], create_graph=True, allow_unused=True))
+                gb = [got.pop(0) if nd else None for nd in need]
+                if need[0]:
+                    gx_parts.append(torch.zeros_like(fxb) if gb[0] is None else gb[0])
+                if need[1] and gb[1] is not None:
+                    gy = gb[1] if gy is None else gy + gb[1]
+                if need[2] and gb[2] is not None:
+                    gw = gb[2] if gw is None else gw + gb[2]
+            gx = torch.cat(gx_parts, dim=-2) if need[0] else None
+            return None, gx, gy, gw
+        grad_out = grad_out.detach()
+        fy_d = fy.detach().requires_grad_(need[1])
+        w_d = None if w is None else w.detach().requires_grad_(need[2])
+        gx = fx.new_empty(fx.shape) if need[0] else None
+        gy = fy.new_zeros(fy.shape) if need[1] else None
+        gw = w.new_zeros(w.shape) if need[2] else None
+        for s in range(0, n, rows):
+            fxb = fx[..., s : s + rows, :].detach().requires_grad_(need[0])
+            with torch.enable_grad():
+                out = _reduce_torch(manifold, fxb, fy_d, term, reduction, w_d, k)
+            wrt = [t for t, nd in zip((fxb, fy_d, w_d), need) if nd]
+            got = list(torch.autograd.grad(out, wrt, grad_out[..., s : s + rows, :], allow_unused=True))
+            del out
+            if need[0]:
+                g = got.pop(0)
+                if g is None:
+                    gx[..., s : s + rows, :] = 0
+                else:
+                    gx[..., s : s + rows, :] = g
+            for buf, nd in ((gy, need[1]), (gw, need[2])):
+                if nd:
+                    g = got.pop(0)
+                    if g is not None:
+                        buf.add_(g)
+            del got, g
+        return None, gx, gy, gw
+
+
+def _reduce_chunked(manifold, fx, fy, term, reduction, w, k, budget, pair_bytes=None):
+    n, m = fx.shape[-2], fy.shape[-2]
+    batch = math.prod(fx.shape[:-2])
+    tensors = [t for t in (fx, fy, w) if t is not None]
+    grad = reduction != "argkmin" and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if pair_bytes is None:
+        pair_bytes = estimate_pair_bytes(manifold, fx, fy, term, reduction, w, k, grad=grad)
+    rows = _rows_per_block(batch, m, pair_bytes, budget)
+    if not grad:
+        return _chunked_forward(manifold, fx, fy, term, reduction, w, k, rows)
+    if not (torch._C._are_functorch_transforms_active() or _foreign_grad_leaves(manifold, fx, fy, term, reduction, w, k)):
+        return _ChunkedReduce.apply((manifold, term, reduction, k, rows), fx, fy, w)
+
+    # the formula closes over other tensors requiring grad (or runs inside a torch.func
+    # transform): per-block checkpoints, whose recomputation keeps every gradient path
+    def block(fxb, fy_, w_):
+        return _reduce_torch(manifold, fxb, fy_, term, reduction, w_, k)
+
     outs = []
     for s in range(0, n, rows):
         outs.append(checkpoint(block, fx[..., s : s + rows, :], fy, w, use_reentrant=False))

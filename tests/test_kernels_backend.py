@@ -208,3 +208,165 @@ def test_auto_uses_the_estimate(monkeypatch):
     assert resolve_backend("auto", manifold=M, n_pairs=100, itemsize=8, device="cpu", memory_budget=6400) == "dense"
     assert resolve_backend("auto", manifold=M, n_pairs=100, itemsize=8, device="cpu", memory_budget=6399) == "chunked"
     assert resolve_backend("auto", manifold=M, n_pairs=100, itemsize=8, device="cpu", memory_budget=6400, pair_bytes=65.0) == "chunked"
+
+
+# ---------------------------------------------------------------------------- chunked backward
+def _grad_fn_names(t):
+    """Names of every node of ``t``'s autograd graph."""
+    names, stack, seen = set(), [t.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(nxt for nxt, _ in node.next_functions)
+    return names
+
+
+def _one_row_budget(M, fx, fy, term, reduction, w):
+    """A budget giving blocks of 1–2 rows with gradients (``batch = 1``; for batches, fewer)."""
+    return 1.5 * fy.shape[-2] * estimate_pair_bytes(M, fx, fy, term, reduction, w, grad=True)
+
+
+@pytest.mark.parametrize("mode", ["sum", "sum_w", "sum_vec", "lse", "lse_w"])
+def test_chunked_function_gradcheck(mode):
+    """float64 gradcheck / gradgradcheck of the block-wise backward, batch dims broadcast:
+    x ``(2, 1, 3, F)`` against y ``(3, 4, F)`` and weights ``(4,)`` / ``(1, 3, 4, 2)``."""
+    M, p = _points("sphere", 2 * 3 + 3 * 4, 7)
+    fx = M.kernel_features(p[:6]).reshape(2, 1, 3, 3).requires_grad_(True)
+    fy = M.kernel_features(p[6:]).reshape(3, 4, 3).requires_grad_(True)
+    reduction = "logsumexp" if mode.startswith("lse") else "sum"
+    term = _kernel_term(M, "gaussian", 0.7, log=reduction == "logsumexp")
+    w = {"sum_w": torch.randn(4, generator=_gen(8), dtype=F64), "lse_w": torch.randn(4, generator=_gen(8), dtype=F64),
+         "sum_vec": torch.randn(1, 3, 4, 2, generator=_gen(8), dtype=F64)}.get(mode)
+    ins = (fx, fy) if w is None else (fx, fy, w.requires_grad_(True))
+    budget = _one_row_budget(M, fx.expand(2, 3, 3, 3), fy.expand(2, 3, 4, 3), term, reduction,
+                             None if w is None else w.expand((2, 3) + w.shape[(-2 if mode == "sum_vec" else -1):]))
+
+    def f(*a):
+        return reduce_pairs(M, a[0], a[1], term, reduction=reduction, weights=a[2] if len(a) > 2 else None,
+                            backend="chunked", memory_budget=budget, features=True)
+
+    out = f(*ins)
+    assert "_ChunkedReduceBackward" in _grad_fn_names(out)
+    assert "CheckpointFunctionBackward" not in _grad_fn_names(out)
+    dense = reduce_pairs(M, fx, fy, term, reduction=reduction, weights=ins[2] if w is not None else None, backend="dense", features=True)
+    v = torch.randn(out.shape, generator=_gen(9), dtype=F64)
+    g_c = torch.autograd.grad((out * v).sum(), ins)
+    g_d = torch.autograd.grad((dense * v).sum(), ins)
+    for a, b in zip(g_c, g_d):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert torch.autograd.gradcheck(f, ins)
+    if mode in ("sum_w", "lse"):  # the double backward (differentiable recomputation)
+        assert torch.autograd.gradgradcheck(f, ins)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("name", ["sphere", "so3", "hyperboloid", "spd_lem"])
+def test_chunked_function_matches_dense(name, dtype):
+    """kernel_sum's value, gradients in x, y and the weights, and a Hessian-vector product:
+    chunked (several blocks) = dense to rounding."""
+    M, p = _points(name, 30, 10, dtype)
+    b = torch.randn(12, generator=_gen(11), dtype=dtype)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == F32 else dict(rtol=1e-11, atol=1e-13)
+    res = {}
+    for be in ("dense", "chunked"):
+        x, y, bb = (t.detach().clone().requires_grad_(True) for t in (p[:18], p[18:], b))
+        out = kernel_sum(M, x, y, bb, bandwidth=0.9, backend=be, memory_budget=12 * 40 * 4 * 8)
+        if be == "chunked":
+            assert "_ChunkedReduceBackward" in _grad_fn_names(out)
+        v = torch.randn(out.shape, generator=_gen(12), dtype=dtype)
+        second = not name.startswith("spd")  # SPD matrix functions: first-order gradients only
+        gx, gy, gb = torch.autograd.grad((out * v).sum(), (x, y, bb), create_graph=second)
+        hvp = ()
+        if second:
+            u = torch.randn(x.shape, generator=_gen(13), dtype=dtype)
+            hvp = torch.autograd.grad((gx * u).sum(), (x, y, bb))
+        res[be] = (out, gx, gy, gb) + hvp
+    for a, c in zip(res["dense"], res["chunked"]):
+        torch.testing.assert_close(c.detach(), a.detach(), **tol)
+
+
+def test_chunked_backward_recomputes_block_by_block(monkeypatch):
+    """The forward runs each block once without autograd; the backward recomputes the same
+    blocks one at a time (4 blocks of ≤ 2 rows for N = 7)."""
+    M, p = _points("sphere", 12, 14)
+    fx = M.kernel_features(p[:7]).requires_grad_(True)
+    fy = M.kernel_features(p[7:])
+    term = _kernel_term(M, "gaussian", 0.5, False)
+    pb = estimate_pair_bytes(M, fx, fy, term, "sum", grad=True)
+    calls = []
+    orig = _backend._reduce_torch
+    monkeypatch.setattr(_backend, "_reduce_torch", lambda M_, a, *r: calls.append((a.shape[-2], torch.is_grad_enabled())) or orig(M_, a, *r))
+    out = reduce_pairs(M, fx, fy, term, backend="chunked", memory_budget=2.5 * 5 * pb, features=True)
+    fwd = [c for c in calls if c[0] != 1 or not c[1]]  # drop the 1-row probe of _foreign_grad_leaves
+    assert calls[0] == (1, True) and fwd == [(2, False), (2, False), (2, False), (1, False)]
+    calls.clear()
+    torch.autograd.grad(out.sum(), fx)
+    assert calls == [(2, True), (2, True), (2, True), (1, True)]
+
+
+def _learnable_term(log_h):
+    def term(d, ops):
+        c = -0.5 * torch.exp(-2 * log_h)  # 1/(2h²), a tensor requiring grad
+        return ops.exp(c * (d * d))
+
+    return term
+
+
+def test_chunked_keeps_closure_and_manifold_gradients():
+    """A term closing over a learnable bandwidth and a learnable curvature read by kernel_dist:
+    both get the dense gradient (the chunked backend detects them and checkpoints)."""
+    from manifolds import Stereographic
+
+    log_h = torch.tensor(-0.2, dtype=F64, requires_grad=True)
+    term = _learnable_term(log_h)
+    M, p = _points("sphere", 20, 15)
+    fx = M.kernel_features(p[:10])
+    assert _backend._foreign_grad_leaves(M, fx, fx, term, "sum", None, None)
+    assert not _backend._foreign_grad_leaves(M, fx, fx, _kernel_term(M, "gaussian", 0.5, False), "sum", None, None)
+    S = Stereographic(2, k=torch.tensor(-0.5, dtype=F64), learnable=True)
+    u = 0.3 * torch.randn(20, 2, generator=_gen(16), dtype=F64)
+    for man, pts in ((M, p), (S, u)):
+        grads = {}
+        for be in ("dense", "chunked"):
+            x = pts[:10].detach().clone().requires_grad_(True)
+            out = reduce_pairs(man, x, pts[10:], term, backend=be, memory_budget=10 * 8 * 64 * 3)
+            wrt = (x, log_h) + tuple(q for q in man.parameters() if q.requires_grad) if hasattr(man, "parameters") else (x, log_h)
+            grads[be] = torch.autograd.grad(out.square().sum(), wrt)
+            if be == "chunked":
+                assert "_ChunkedReduceBackward" not in _grad_fn_names(out)  # the checkpointed path
+        assert len(grads["dense"]) == (3 if man is S else 2)
+        for a, c in zip(grads["dense"], grads["chunked"]):
+            assert float(a.abs().max()) > 0
+            torch.testing.assert_close(c, a, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", ["x", "xyw_sum", "xyw_lse"])
+def test_chunked_function_peak_within_budget(case):
+    """The block-wise backward (grads of fx, fy and the weights) stays near the budget; the
+    forward + backward goes through :class:`_ChunkedReduce`."""
+    M, x = _points("sphere", 1200, 17, F32)
+    f = M.kernel_features(x)
+    fx = f[:600].detach().requires_grad_(True)
+    fy = f[600:].detach().requires_grad_(case != "x")
+    w = None if case == "x" else torch.randn(600, generator=_gen(18)).requires_grad_(True)
+    reduction = "logsumexp" if case == "xyw_lse" else "sum"
+    term = _kernel_term(M, "gaussian", 0.5, reduction == "logsumexp")
+    budget = 2**20
+    wrt = [t for t in (fx, fy, w) if t is not None and t.requires_grad]
+    names = []
+
+    def run():
+        out = reduce_pairs(M, fx, fy, term, reduction=reduction, weights=w, backend="chunked", memory_budget=budget, features=True)
+        names.append(_grad_fn_names(out))
+        torch.autograd.grad(out.sum(), wrt)
+
+    estimate_pair_bytes(M, fx, fy, term, reduction, w)
+    peak = _profiled_peak(run)
+    assert "_ChunkedReduceBackward" in names[0]
+    linear = 16 * 1200 * (fx.shape[-1] + 1) * 4
+    assert peak <= budget + linear, peak / 2**20
+    assert peak >= 0.2 * budget
