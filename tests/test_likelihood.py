@@ -278,6 +278,63 @@ def test_product_and_torus_and_se3():
     assert torch.allclose(d, torch.full_like(d, -1.5), atol=1e-12)
 
 
+def _special_points(name, M):
+    """Random points plus the special ones of each manifold (poles, the equator where the
+    Householder sign flips, identity and angle-π rotations)."""
+    if name.startswith("sphere"):
+        x = M.random((6,) + M.event_shape, dtype=F64, generator=_gen(40))
+        n1 = x.shape[-1]
+        e0 = torch.zeros(n1, dtype=F64)
+        e0[0] = 1.0
+        eq = torch.zeros(n1, dtype=F64)
+        eq[1] = 1.0
+        return torch.cat([x, e0[None], -e0[None], eq[None]])
+    if name == "so3":
+        from manifolds.lie import so3_exp
+
+        x = M.random((6,) + M.event_shape, dtype=F64, generator=_gen(41))
+        w = torch.tensor([[0.0, 0.0, 0.0], [math.pi, 0.0, 0.0], [0.0, 0.0, -math.pi]], dtype=F64)
+        return torch.cat([x, so3_exp(w)])
+    return M.random((6,) + M.event_shape, dtype=F64, generator=_gen(42))
+
+
+@pytest.mark.parametrize("name", ["sphere2", "sphere4", "so3", "se3"])
+def test_tangent_frame_divergence_equals_ambient_coordinate_trace(name, monkeypatch):
+    """The exact divergence over an orthonormal tangent frame (dim M jvps) equals the trace over all
+    ambient coordinates (the chart's K jvps; frame switched off) for a random network field, to
+    float64 rounding, including the special points; float32 agrees to float32 accuracy."""
+    M = {"sphere2": Sphere(2), "sphere4": Sphere(4), "so3": SO3(), "se3": SE3()}[name]
+    x = _special_points(name, M)
+    K = M.numel
+    net = _MLP(K, K, seed=43, ev_ndim=len(M.event_shape))
+
+    def field(z, t):
+        return M.proju(z, net(z, t).reshape(z.shape))
+
+    t = torch.full(x.shape[:1], 0.3, dtype=F64)
+    chart = _chart(M)
+    F = chart.frame(chart.retract(x))
+    assert F.shape[0] == M.dim
+    # orthonormal in the manifold's metric and tangent
+    G = M.inner(x.unsqueeze(0).unsqueeze(0), F.unsqueeze(1), F.unsqueeze(0))
+    assert torch.allclose(G, torch.eye(M.dim, dtype=F64).reshape(M.dim, M.dim, 1).expand_as(G), atol=1e-12)
+    assert torch.allclose(M.proju(x.expand_as(F), F), F, atol=1e-12)
+    v, d = riemannian_divergence(M, field, x, t)
+    monkeypatch.setattr(type(chart), "frame", lambda self, y: None)
+    v_ref, d_ref = riemannian_divergence(M, field, x, t)
+    assert torch.allclose(v, v_ref, atol=1e-14)
+    assert torch.allclose(d, d_ref, atol=1e-10), (d - d_ref).abs().max()
+    monkeypatch.undo()
+    net32 = _MLP(K, K, seed=43, ev_ndim=len(M.event_shape)).float()
+    x32 = x.float()
+
+    def field32(z, t):
+        return M.proju(z, net32(z, t).reshape(z.shape))
+
+    _, d32 = riemannian_divergence(M, field32, x32, t.float())
+    assert torch.allclose(d32.double(), d_ref, atol=2e-4 * (1 + float(d_ref.detach().abs().max())))
+
+
 def test_conditional_likelihood_with_guidance_extras():
     """Per-sample conditions travel with the points (replicated for the divergence): the guided
     field at w = 1 gives the conditional field's likelihood, row by row."""

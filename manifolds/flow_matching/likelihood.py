@@ -42,11 +42,17 @@ with the field evaluated as ``V(y) = proju(r(y), v(r(y), t))``:
 
 Grassmann and Stiefel raise :class:`NotImplementedError`.
 
-The trace uses forward-mode ``torch.func.jvp`` along every coordinate direction at once, on the
-batch replicated ``K`` times (``"exact"``; ``K`` the chart dimension: 3 on S², 4 on the
-hyperboloid H², 9 on SO(3), 16 on SE(3), ``n(n+1)/2`` on SPD(n)) or Hutchinson's estimator
-with Rademacher vectors drawn once per solve (``"hutchinson"``, as riemannian-fm's
-``div_mode: rademacher``). The field must act on each batch element independently (no batch
+The trace uses forward-mode ``torch.func.jvp`` along all its directions at once, on the batch
+replicated once per direction. ``"exact"`` on Sⁿ, SO(3) and SE(3): the ``dim M`` vectors of an
+orthonormal tangent frame ``E_i`` (Householder columns on Sⁿ, the left-invariant ``x·hat(e_i)``
+on SO(3), with the unit translations on SE(3)), ``div V = Σ_i g(D V̄[E_i], E_i)`` — the
+Levi-Civita derivative of the induced metric is the tangential part of the flat ambient one —
+so 2 / 3 / 6 jvps instead of the 3 / 9 / 16 ambient coordinates (measured 1.4× / 2.6× / 2.6×
+faster with a 256×4 MLP; equal to the coordinate trace to rounding, tested). ``"exact"``
+elsewhere: every coordinate direction (``K`` the chart dimension: 4 on the hyperboloid H²,
+``n(n+1)/2`` on SPD(n), the sum over factors on products). Or Hutchinson's estimator with
+Rademacher vectors in the chart coordinates drawn once per solve (``"hutchinson"``, as
+riemannian-fm's ``div_mode: rademacher``). The field must act on each batch element independently (no batch
 statistics): the batch is differentiated all at once.
 """
 
@@ -92,6 +98,11 @@ class _Chart:
     #: whether ``G`` varies in these coordinates (else :meth:`log_det_metric` returns ``None``)
     has_log_det = False
 
+    def frame(self, y):
+        """``(d, *batch, *ev)`` tangent vectors at ``y`` orthonormal in ``m.inner`` (``d = dim M``), or
+        ``None``: then the exact trace runs over the ``K`` coordinate directions instead."""
+        return None
+
     def log_det_metric(self, x):  # None: G constant in these coordinates
         return None
 
@@ -99,6 +110,20 @@ class _Chart:
 class _SphereChart(_Chart):
     def retract(self, y):
         return y / torch.linalg.vector_norm(y, dim=-1, keepdim=True)
+
+    def frame(self, y):
+        # columns 1…n of the Householder reflection H = I − 2wwᵀ/|w|² with H e₀ = ∓y
+        # (w = y ± e₀, the sign that avoids cancellation): an orthonormal basis of y^⊥
+        e0 = torch.zeros_like(y)
+        e0[..., 0] = 1.0
+        sgn = torch.where(y[..., :1] >= 0, 1.0, -1.0).to(y.dtype)
+        w = y + sgn * e0
+        ww = (w * w).sum(-1, keepdim=True)  # = 2(1 + |y₀|) >= 2
+        n1 = y.shape[-1]
+        eye = torch.eye(n1, dtype=y.dtype, device=y.device)[1:]  # (n, n+1): e₁ … e_n
+        # H e_k = e_k − 2 w_k w / |w|²
+        F = eye.reshape((n1 - 1,) + (1,) * (y.dim() - 1) + (n1,)) - (2 * w[..., 1:] / ww).movedim(-1, 0).unsqueeze(-1) * w
+        return F
 
 
 class _HyperboloidChart(_Chart):
@@ -127,9 +152,22 @@ def _polar(y, iters=6):
     return y
 
 
+def _so3_basis(dtype, device):
+    """``(3, 3, 3)``: ``hat(e_i)``, orthonormal in ``½ tr(AᵀB)``."""
+    E = torch.zeros(3, 3, 3, dtype=dtype, device=device)
+    E[0, 2, 1], E[0, 1, 2] = 1.0, -1.0
+    E[1, 0, 2], E[1, 2, 0] = 1.0, -1.0
+    E[2, 1, 0], E[2, 0, 1] = 1.0, -1.0
+    return E
+
+
 class _SO3Chart(_Chart):
     def retract(self, y):
         return _polar(y)
+
+    def frame(self, y):
+        # left-invariant frame x·hat(e_i), orthonormal in the bi-invariant metric ½ tr(uᵀv)
+        return y.unsqueeze(0) @ _so3_basis(y.dtype, y.device).reshape((3,) + (1,) * (y.dim() - 2) + (3, 3))
 
 
 class _SE3Chart(_Chart):
@@ -139,6 +177,15 @@ class _SE3Chart(_Chart):
         bottom = torch.zeros_like(y[..., 3:, :])
         bottom[..., 3] = 1.0
         return torch.cat([top, bottom], -2)
+
+    def frame(self, y):
+        # (R·hat(e_i), 0) and (0, e_j): orthonormal in ½ tr(u_Rᵀ v_R) + u_t · v_t
+        nb = y.dim() - 2
+        F = torch.zeros((6,) + tuple(y.shape), dtype=y.dtype, device=y.device)
+        F[:3, ..., :3, :3] = y[..., :3, :3].unsqueeze(0) @ _so3_basis(y.dtype, y.device).reshape((3,) + (1,) * nb + (3, 3))
+        for j in range(3):
+            F[3 + j, ..., j, 3] = 1.0
+        return F
 
 
 class _StereographicChart(_Chart):
@@ -315,14 +362,19 @@ def _div(chart, velocity, proju, y, t, eps, extras):
     for b in batch:
         N *= b
     K = chart.K
-    if eps is None:
-        C = torch.eye(K, dtype=y.dtype, device=y.device).reshape((K,) + (1,) * len(batch) + (K,)).expand((K,) + tuple(batch) + (K,))
+    F = chart.frame(y) if eps is None else None
+    if F is not None:  # exact trace over an orthonormal tangent frame: dim M jvps instead of K
+        P = F.shape[0]
+        D = F.reshape((P * N,) + chart.ev).contiguous()
     else:
-        C = eps
-    P = C.shape[0]
+        if eps is None:
+            C = torch.eye(K, dtype=y.dtype, device=y.device).reshape((K,) + (1,) * len(batch) + (K,)).expand((K,) + tuple(batch) + (K,))
+        else:
+            C = eps
+        P = C.shape[0]
+        D = chart.lift(C.contiguous().reshape(P * N, K)).contiguous()
     Y = y.reshape((1, N) + chart.ev).expand((P, N) + chart.ev).contiguous().reshape((P * N,) + chart.ev)
     T = t.reshape(1, N).expand(P, N).contiguous().reshape(P * N)
-    D = chart.lift(C.contiguous().reshape(P * N, K)).contiguous()
 
     rep = {k: _replicate(e, batch, N, P) for k, e in extras.items()}
 
@@ -332,9 +384,14 @@ def _div(chart, velocity, proju, y, t, eps, extras):
 
     out, jv = torch.func.jvp(field, (Y,), (D,))
     v = out.reshape((P,) + tuple(batch) + chart.ev)[0]
-    jc = chart.read(jv).reshape((P,) + tuple(batch) + (K,))
-    tr = (jc * C).sum(-1)
-    tr = tr.sum(0) if eps is None else tr.mean(0)
+    if F is not None:
+        # div V = Σ_i g(D V̄[E_i], E_i) for any extension V̄ (the Levi-Civita connection of the
+        # induced metric is the tangential part of the flat ambient derivative)
+        tr = chart.m.inner(Y, jv, D).reshape((P,) + tuple(batch)).sum(0)
+    else:
+        jc = chart.read(jv).reshape((P,) + tuple(batch) + (K,))
+        tr = (jc * C).sum(-1)
+        tr = tr.sum(0) if eps is None else tr.mean(0)
     if chart.has_log_det:
         _, dld = torch.func.jvp(chart.log_det_metric, (y,), (v,))
         tr = tr + 0.5 * dld
@@ -359,7 +416,8 @@ def riemannian_divergence(
             acting independently on each batch element.
         x: ``(*batch, *event_shape)`` points (retracted onto the manifold first).
         t: scalar or ``(*batch,)`` times.
-        divergence: ``"exact"`` (trace by ``K`` jvps) or ``"hutchinson"`` (needs ``eps``).
+        divergence: ``"exact"`` (trace by ``dim M`` jvps along a tangent frame on Sⁿ / SO(3) / SE(3),
+            ``K`` coordinate jvps elsewhere) or ``"hutchinson"`` (needs ``eps``).
         eps: ``(n, *batch, K)`` ±1 probe vectors for ``"hutchinson"`` (``K`` the chart dimension).
         **extras: passed to ``velocity``.
 
