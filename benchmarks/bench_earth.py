@@ -88,20 +88,28 @@ PUBLISHED = {
 PUBLISHED_SO3 = {16: (0.89, 0.03), 32: (0.20, 0.03), 64: (-0.49, 0.02)}
 
 BUDGETS = {
-    "quick": dict(width=256, depth=4, batch=512, lr=5e-4, max_iters=10**9, val_every=None),
-    "paper": dict(width=512, depth=5, batch=512, lr=2e-4, max_iters=600_000, val_every=5000),
+    "quick": dict(width=256, depth=4, batch=512, lr=5e-4, max_iters=10**9, val_every=None, fourier=0, fourier_scale=1.0),
+    "paper": dict(width=512, depth=5, batch=512, lr=2e-4, max_iters=600_000, val_every=5000, fourier=0, fourier_scale=1.0),
 }
 
 
 # ---------------------------------------------------------------------------- models
 class TimeMLP(torch.nn.Module):
-    """``(x, t) -> R^{event}``: an MLP on ``[flatten(x), t]`` with SiLU activations."""
+    """``(x, t) -> R^{event}``: an MLP on ``[flatten(x), t]`` with SiLU activations.
 
-    def __init__(self, event_shape, width: int, depth: int):
+    ``fourier = m > 0`` adds random Fourier features ``sin(x B), cos(x B)`` of the ambient
+    coordinates to the input, ``B`` a fixed ``(d, m)`` Gaussian matrix with standard deviation
+    ``fourier_scale`` (Tancik et al., "Fourier Features Let Networks Learn High Frequency
+    Functions in Low Dimensional Domains", NeurIPS 2020): against the spectral bias of plain MLPs
+    on sharp densities."""
+
+    def __init__(self, event_shape, width: int, depth: int, fourier: int = 0, fourier_scale: float = 1.0, seed: int = 0):
         super().__init__()
         self.event_shape = tuple(event_shape)
         d = math.prod(self.event_shape)
-        layers, i = [], d + 1
+        B = torch.randn(d, int(fourier), generator=torch.Generator().manual_seed(10_007 + seed)) * fourier_scale
+        self.register_buffer("fourier_B", B)
+        layers, i = [], d + 1 + 2 * int(fourier)
         for _ in range(depth):
             layers += [torch.nn.Linear(i, width), torch.nn.SiLU()]
             i = width
@@ -110,16 +118,20 @@ class TimeMLP(torch.nn.Module):
 
     def forward(self, x, t, **extras):
         b = x.shape[: x.dim() - len(self.event_shape)]
-        h = torch.cat([x.reshape(*b, -1), t.reshape(*b, 1).to(x.dtype)], dim=-1)
-        return self.net(h).reshape(x.shape)
+        xf = x.reshape(*b, -1)
+        parts = [xf, t.reshape(*b, 1).to(x.dtype)]
+        if self.fourier_B.shape[1]:
+            z = xf @ self.fourier_B.to(x.dtype)
+            parts += [torch.sin(z), torch.cos(z)]
+        return self.net(torch.cat(parts, dim=-1)).reshape(x.shape)
 
 
 class ScoreNet(torch.nn.Module):
     """Score model ``proju(x, MLP(x, t)) / √t`` (output scaled by 1/σ, as Lou et al. 2023)."""
 
-    def __init__(self, manifold, event_shape, width, depth):
+    def __init__(self, manifold, event_shape, width, depth, **mlp):
         super().__init__()
-        self.field = ProjectToTangent(TimeMLP(event_shape, width, depth), manifold)
+        self.field = ProjectToTangent(TimeMLP(event_shape, width, depth, **mlp), manifold)
         self.manifold = manifold
 
     def forward(self, x, t, **extras):
@@ -201,13 +213,14 @@ def train_generative(method, manifold, sample_train, val_x, cfg, budget_seconds,
     torch.manual_seed(seed)
     g = torch.Generator(device="cpu").manual_seed(seed)
     ev = manifold.event_shape
+    mlp = dict(fourier=cfg["fourier"], fourier_scale=cfg["fourier_scale"], seed=seed)
     if method == "rfm":
-        model = ProjectToTangent(TimeMLP(ev, cfg["width"], cfg["depth"]), manifold).to(device)
+        model = ProjectToTangent(TimeMLP(ev, cfg["width"], cfg["depth"], **mlp), manifold).to(device)
         path = GeodesicProbPath(manifold)
         sde = None
     else:
         BrownianSDE, dsm_loss, _ = _diffusion()
-        model = ScoreNet(manifold, ev, cfg["width"], cfg["depth"]).to(device)
+        model = ScoreNet(manifold, ev, cfg["width"], cfg["depth"], **mlp).to(device)
         sde = BrownianSDE(manifold, T=5.0, t_min=1e-3)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
     ema = EMA(model)
@@ -420,6 +433,8 @@ def main(argv=None):
     p.add_argument("--depth", type=int, default=None, help="override the budget's number of hidden layers")
     p.add_argument("--batch", type=int, default=None, help="override the budget's batch size")
     p.add_argument("--lr", type=float, default=None, help="override the budget's AdamW learning rate")
+    p.add_argument("--fourier", type=int, default=None, help="random Fourier features of x in the MLP input (count; default 0)")
+    p.add_argument("--fourier-scale", type=float, default=None, help="standard deviation of the Fourier frequencies (default 1)")
     p.add_argument("--vmf-components", nargs="+", type=int, default=[10, 20, 40, 80, 160, 320, 640])
     p.add_argument("--data", default=None, help="folder of the earth CSVs (default: see manifold_rl.data.earth)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -445,9 +460,9 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     # overrides of the budget's model / optimiser: results are stored under "<budget>[k=v,...]"
-    over = {k: getattr(args, k) for k in ("width", "depth", "batch", "lr") if getattr(args, k) is not None}
+    over = {k: getattr(args, k) for k in ("width", "depth", "batch", "lr", "fourier", "fourier_scale") if getattr(args, k) is not None}
     if any(v <= 0 for v in over.values()):
-        p.error(f"--width/--depth/--batch/--lr must be positive, got {over}")
+        p.error(f"--width/--depth/--batch/--lr/--fourier/--fourier-scale must be positive, got {over}")
     BUDGETS[args.budget].update(over)
     args.budget_label = args.budget + ("[" + ",".join(f"{k}={v:g}" for k, v in over.items()) + "]" if over else "")
     if args.euler_steps < 1:
