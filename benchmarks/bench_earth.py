@@ -32,6 +32,10 @@ Budgets:
 * ``--budget paper``: a 512×5 MLP, batch 512, up to ``--paper-iters`` (600k) iterations,
   validation every 5000 iterations (RSGM's / Lou et al.'s earth settings). On a machine without a
   GPU it prints the projected training time from the measured step time before starting.
+* ``--width``, ``--depth``, ``--batch``, ``--lr``, ``--fourier`` (random Fourier features of ``x``
+  in the MLP input), ``--fourier-scale`` override the chosen budget's settings; the results are
+  stored and tabled under the label ``<budget>[k=v,...]`` (e.g. ``quick[lr=0.002]``), so variants
+  compared on the validation NLL never mix.
 
 Results are appended to ``--out`` (JSON lines, one per finished (dataset, seed, method)); a rerun
 skips the finished ones (resume). A table of mean ± std beside the published rows (data README)
