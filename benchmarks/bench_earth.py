@@ -17,6 +17,10 @@ Methods:
   :func:`manifolds.flow_matching.likelihood.log_likelihood` with the exact divergence, both
   **dopri5** (atol = rtol = 1e-5) and **1000 projected-Euler steps** (``projx_euler``, the setting
   of RFM's published numbers).
+* ``rfm_vmf`` — the same flow from a **vMF-mixture base** (``vmf``'s model, K chosen on the
+  validation NLL) with a data-dependent coupling ``x0 | x1 ~ vMF_k``, ``k ~ p(k | x1)``
+  (:class:`VMFCoupling`); the EM fit is paid from the same quick budget. Not a published method:
+  a variant that shows what a fitted base buys at a small budget.
 * ``rsgm`` — Riemannian score-based diffusion (:mod:`manifolds.diffusion`): Brownian motion
   (``BrownianSDE``, T = 5, t_min = 1e-3), denoising score matching with heat-kernel targets
   (``dsm_loss``), score net ``proju(x, MLP(x, t)) / √t``; NLL by the probability-flow ODE
@@ -33,7 +37,8 @@ Budgets:
   validation every 5000 iterations (RSGM's / Lou et al.'s earth settings). On a machine without a
   GPU it prints the projected training time from the measured step time before starting.
 * ``--width``, ``--depth``, ``--batch``, ``--lr``, ``--fourier`` (random Fourier features of ``x``
-  in the MLP input), ``--fourier-scale`` override the chosen budget's settings; the results are
+  in the MLP input), ``--fourier-scale``, ``--schedule cosine`` (learning rate decayed to 0 over
+  the budget: CPU time for the quick one, iterations for the paper one) override the chosen budget's settings; the results are
   stored and tabled under the label ``<budget>[k=v,...]`` (e.g. ``quick[lr=0.002]``), so variants
   compared on the validation NLL never mix.
 
@@ -92,8 +97,8 @@ PUBLISHED = {
 PUBLISHED_SO3 = {16: (0.89, 0.03), 32: (0.20, 0.03), 64: (-0.49, 0.02)}
 
 BUDGETS = {
-    "quick": dict(width=256, depth=4, batch=512, lr=5e-4, max_iters=10**9, val_every=None, fourier=0, fourier_scale=1.0),
-    "paper": dict(width=512, depth=5, batch=512, lr=2e-4, max_iters=600_000, val_every=5000, fourier=0, fourier_scale=1.0),
+    "quick": dict(width=256, depth=4, batch=512, lr=5e-4, max_iters=10**9, val_every=None, fourier=0, fourier_scale=1.0, schedule="constant"),
+    "paper": dict(width=512, depth=5, batch=512, lr=2e-4, max_iters=600_000, val_every=5000, fourier=0, fourier_scale=1.0, schedule="constant"),
 }
 
 
@@ -187,16 +192,18 @@ NLL_METHODS = ("dopri5", "euler")  # set by --nll
 VAL_MAX = 256  # validation points used for checkpoint selection during training (set by --val-max)
 
 
-def nll_fns(method, manifold, model, sde=None):
-    """``{"dopri5": x -> log p, "euler<N>": x -> log p}`` for a trained model (N = ``EULER_STEPS``)."""
+def nll_fns(method, manifold, model, sde=None, coupling=None):
+    """``{"dopri5": x -> log p, "euler<N>": x -> log p}`` for a trained model (N = ``EULER_STEPS``);
+    ``coupling``: an RFM base other than the uniform one (``coupling.log_prob``)."""
     if method == "rfm":
         log_likelihood = _modules()
+        base = None if coupling is None else coupling.log_prob
 
         def dopri(x):
-            return log_likelihood(manifold, model, x, method="dopri5", atol=1e-5, rtol=1e-5)[0]
+            return log_likelihood(manifold, model, x, method="dopri5", atol=1e-5, rtol=1e-5, base_log_prob=base)[0]
 
         def euler(x):
-            return log_likelihood(manifold, model, x, method="projx_euler", n_steps=EULER_STEPS)[0]
+            return log_likelihood(manifold, model, x, method="projx_euler", n_steps=EULER_STEPS, base_log_prob=base)[0]
 
     else:
         _, _, pf_ll = _diffusion()
@@ -212,8 +219,10 @@ def nll_fns(method, manifold, model, sde=None):
 
 
 # ---------------------------------------------------------------------------- training
-def train_generative(method, manifold, sample_train, val_x, cfg, budget_seconds, device, seed, log):
-    """Train RFM or RSGM; returns (best EMA model, info dict). ``sample_train(n, g)`` draws a batch."""
+def train_generative(method, manifold, sample_train, val_x, cfg, budget_seconds, device, seed, log, coupling=None):
+    """Train RFM or RSGM; returns (best EMA model, info dict). ``sample_train(n, g)`` draws a batch;
+    ``coupling`` (RFM only, e.g. :class:`VMFCoupling`): ``x0`` from ``coupling.sample_x0(x1, g)``
+    and the base density ``coupling.log_prob`` instead of the manifold's uniform base."""
     torch.manual_seed(seed)
     g = torch.Generator(device="cpu").manual_seed(seed)
     ev = manifold.event_shape
@@ -227,11 +236,13 @@ def train_generative(method, manifold, sample_train, val_x, cfg, budget_seconds,
         model = ScoreNet(manifold, ev, cfg["width"], cfg["depth"], **mlp).to(device)
         sde = BrownianSDE(manifold, T=5.0, t_min=1e-3)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
+    if cfg["schedule"] not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {cfg['schedule']!r}")
     ema = EMA(model)
     n_params = sum(p.numel() for p in model.parameters())
     B = cfg["batch"]
     val_every = cfg["val_every"]
-    val_fn = nll_fns(method, manifold, ema.shadow, sde)["dopri5"]
+    val_fn = nll_fns(method, manifold, ema.shadow, sde, coupling)["dopri5"]
     if val_x.shape[0] > VAL_MAX:  # checkpoint selection on a fixed random subset (evaluation cost)
         val_x = val_x[torch.randperm(val_x.shape[0], generator=torch.Generator().manual_seed(seed))[:VAL_MAX]]
     best = (math.inf, None, 0)
@@ -245,7 +256,10 @@ def train_generative(method, manifold, sample_train, val_x, cfg, budget_seconds,
     while step < cfg["max_iters"]:
         x1 = sample_train(B, g).to(device)
         if method == "rfm":
-            x0 = manifold.random_base(*x1.shape, dtype=x1.dtype, generator=g).to(device)
+            if coupling is None:
+                x0 = manifold.random_base(*x1.shape, dtype=x1.dtype, generator=g).to(device)
+            else:
+                x0 = coupling.sample_x0(x1, g)
             t = torch.rand(B, dtype=x1.dtype, generator=g).to(device)
             s = path.sample(x0, x1, t)
             loss = riemannian_fm_loss(manifold, s.x_t, model(s.x_t, s.t), s.dx_t)
@@ -253,6 +267,10 @@ def train_generative(method, manifold, sample_train, val_x, cfg, budget_seconds,
             loss = dsm_loss(manifold, model, x1, sde, generator=g if device == "cpu" else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg["schedule"] == "cosine":  # cosine decay to 0 over the budget (Loshchilov & Hutter 2017, no restarts)
+            done = step / cfg["max_iters"] if math.isinf(budget_seconds) else (clock() - t_start - val_time) / budget_seconds
+            for group in opt.param_groups:
+                group["lr"] = cfg["lr"] * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
         opt.step()
         ema.update(model)
         step += 1
@@ -286,7 +304,8 @@ def train_generative(method, manifold, sample_train, val_x, cfg, budget_seconds,
 
 
 # ---------------------------------------------------------------------------- runs
-def run_vmf(train, val, test, components, seed):
+def fit_vmf(train, val, components, seed):
+    """vMF mixtures by EM for each K in ``components``; returns (best model by validation NLL, its K, val NLL, scores)."""
     best = None
     scores = {}
     for K in components:
@@ -298,7 +317,36 @@ def run_vmf(train, val, test, components, seed):
         if best is None or v < best[0]:
             best = (v, K, m)
     v, K, m = best
+    return m, K, v, scores
+
+
+def run_vmf(train, val, test, components, seed):
+    m, K, v, scores = fit_vmf(train, val, components, seed)
     return dict(test_nll=float(-m.log_prob(test).mean()), val_nll=v, n_components=K, val_by_components=scores)
+
+
+class VMFCoupling:
+    """Base and coupling of ``rfm_vmf``: a fitted vMF mixture as the base density, and
+    ``x0 | x1 ~ vMF_k`` with ``k ~ p(k | x1)`` (the mixture's responsibilities).
+
+    At an EM fixed point (``α_k = mean_i r_ik`` over the training data) the ``x0``-marginal of this
+    coupling is the mixture itself, so conditional flow matching on it learns a flow from the
+    mixture to the data (any coupling with the right marginals gives a valid marginal path:
+    Tong et al., TMLR 2024, §3; Albergo et al., "Stochastic interpolants with data-dependent
+    couplings", ICML 2024); its paths stay mostly within a component, short and rarely crossing.
+    The likelihood integrates the learned ODE back to ``x0`` and adds the mixture's log-density."""
+
+    def __init__(self, vmf):
+        self.vmf = vmf
+
+    def sample_x0(self, x1, g):
+        r = self.vmf.responsibilities(x1.detach().cpu().double())
+        k = torch.multinomial(r, 1, generator=g).squeeze(1)
+        return self.vmf.sample(x1.shape[0], generator=g, components=k).to(x1.dtype).to(x1.device)
+
+    def log_prob(self, x0):
+        x = torch.nn.functional.normalize(x0.detach().double(), dim=-1)  # the ODE end point, re-normalised
+        return self.vmf.log_prob(x).to(x0.dtype)
 
 
 def run_earth(args, done, out, log):
@@ -325,9 +373,18 @@ def run_earth(args, done, out, log):
                     def sample_train(n, g, tr=tr):
                         return tr[torch.randint(tr.shape[0], (n,), generator=g)]
 
-                    model, sde, info = train_generative(method, S2, sample_train, val.to(dt), cfg, args.budget_seconds, args.device, seed, log)
+                    coupling, budget = None, args.budget_seconds
+                    if method == "rfm_vmf":  # the EM fit (K chosen on validation) is paid from the same budget
+                        c0 = time.process_time()
+                        vm, K, _, _ = fit_vmf(train, val, args.vmf_components, seed)
+                        fit_cpu = time.process_time() - c0
+                        coupling, budget = VMFCoupling(vm), budget - fit_cpu
+                        rec.update(base_components=K, base_fit_seconds=round(fit_cpu, 1))
+                        log(f"  vMF base: K = {K}, fitted in {fit_cpu:.1f} CPU-s")
+                    kind = "rfm" if method == "rfm_vmf" else method
+                    model, sde, info = train_generative(kind, S2, sample_train, val.to(dt), cfg, budget, args.device, seed, log, coupling)
                     rec.update(info)
-                    for name, fn in nll_fns(method, S2, model, sde).items():
+                    for name, fn in nll_fns(kind, S2, model, sde, coupling).items():
                         log(f"  test NLL by {name} on {test.shape[0]} points ...")
                         tt = time.perf_counter()
                         with torch.no_grad():
@@ -429,7 +486,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=sorted(EARTH_DATASETS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    p.add_argument("--methods", nargs="+", default=None, help="earth: vmf rfm rsgm (default all); --so3: oracle rfm rsgm")
+    p.add_argument("--methods", nargs="+", default=None,
+                   help="earth: vmf rfm rsgm (default all) and rfm_vmf (RFM from the vMF-mixture base, responsibility coupling); --so3: oracle rfm rsgm")
     p.add_argument("--budget", choices=sorted(BUDGETS), default="quick")
     p.add_argument("--budget-seconds", type=float, default=300.0, help="quick budget: training seconds per (dataset, seed, method): process CPU time on a CPU, wall clock on a GPU")
     p.add_argument("--paper-iters", type=int, default=600_000)
@@ -439,6 +497,8 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=None, help="override the budget's AdamW learning rate")
     p.add_argument("--fourier", type=int, default=None, help="random Fourier features of x in the MLP input (count; default 0)")
     p.add_argument("--fourier-scale", type=float, default=None, help="standard deviation of the Fourier frequencies (default 1)")
+    p.add_argument("--schedule", choices=["constant", "cosine"], default=None,
+                   help="learning rate: constant (default) or cosine decay to 0 over the budget (CPU time of the quick budget, iterations of the paper one)")
     p.add_argument("--vmf-components", nargs="+", type=int, default=[10, 20, 40, 80, 160, 320, 640])
     p.add_argument("--data", default=None, help="folder of the earth CSVs (default: see manifold_rl.data.earth)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -456,6 +516,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.methods is None:
         args.methods = ["oracle", "rfm", "rsgm"] if args.so3 else ["vmf", "rfm", "rsgm"]
+    allowed = ("oracle", "rfm", "rsgm") if args.so3 else ("vmf", "rfm", "rsgm", "rfm_vmf")
+    if set(args.methods) - set(allowed):
+        p.error(f"--methods must be among {allowed}{' with --so3' if args.so3 else ''}, got {args.methods}")
     if args.budget_seconds <= 0:
         p.error("--budget-seconds must be positive")
     if args.budget == "paper":
@@ -467,8 +530,10 @@ def main(argv=None):
     over = {k: getattr(args, k) for k in ("width", "depth", "batch", "lr", "fourier", "fourier_scale") if getattr(args, k) is not None}
     if any(v <= 0 for v in over.values()):
         p.error(f"--width/--depth/--batch/--lr/--fourier/--fourier-scale must be positive, got {over}")
+    if args.schedule is not None:
+        over["schedule"] = args.schedule
     BUDGETS[args.budget].update(over)
-    args.budget_label = args.budget + ("[" + ",".join(f"{k}={v:g}" for k, v in over.items()) + "]" if over else "")
+    args.budget_label = args.budget + ("[" + ",".join(f"{k}={v:g}" if not isinstance(v, str) else f"{k}={v}" for k, v in over.items()) + "]" if over else "")
     if args.euler_steps < 1:
         p.error("--euler-steps must be >= 1")
     global EULER_STEPS

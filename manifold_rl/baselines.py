@@ -246,8 +246,21 @@ class VonMisesFisherMixture:
         x = self._check_x(x, self.means_.shape[1]).cpu()
         return torch.logsumexp(self._log_joint(x, self.weights_, self.means_, self.kappas_), dim=1).to(dev)
 
-    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Draw ``n`` points from the fitted mixture.
+    def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior component probabilities ``r_ik = p(k | x_i)`` (the E-step).
+
+        Args:
+            x: ``(N, p)`` unit vectors.
+
+        Returns:
+            ``(N, K)`` float64 rows summing to 1 (on the CPU).
+        """
+        self._fitted()
+        x = self._check_x(x, self.means_.shape[1]).cpu()
+        return torch.softmax(self._log_joint(x, self.weights_, self.means_, self.kappas_), dim=1)
+
+    def sample(self, n: int, generator: Optional[torch.Generator] = None, *, components: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Draw ``n`` points from the fitted mixture (or from given components).
 
         A component index from the weights, then a vMF sample by Wood's algorithm (Wood,
         "Simulation of the von Mises Fisher distribution", Commun. Stat. Simul. 23, 1994): the
@@ -257,15 +270,28 @@ class VonMisesFisherMixture:
         Args:
             n: number of samples.
             generator: torch generator (default: one seeded with ``seed + 1``).
+            components: optional ``(n,)`` integer component indices in ``[0, K)``; sample ``i``
+                is then drawn from component ``components[i]`` instead of a random one (e.g.
+                indices drawn from :meth:`responsibilities`: a data-dependent coupling).
 
         Returns:
             ``(n, p)`` float64 unit vectors.
+
+        Raises:
+            ValueError: ``n`` negative, or ``components`` not ``n`` indices in range.
         """
         self._fitted()
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         g = generator if generator is not None else torch.Generator().manual_seed(self.seed + 1)
-        comp = torch.multinomial(self.weights_, n, replacement=True, generator=g) if n > 0 else torch.zeros(0, dtype=torch.long)
+        if components is not None:
+            comp = torch.as_tensor(components).cpu()
+            K = self.means_.shape[0]
+            if comp.shape != (n,) or comp.dtype not in (torch.int32, torch.int64) or (n and (int(comp.min()) < 0 or int(comp.max()) >= K)):
+                raise ValueError(f"components must be ({n},) integer indices in [0, {K}), got shape {tuple(comp.shape)} dtype {comp.dtype}")
+            comp = comp.long()
+        else:
+            comp = torch.multinomial(self.weights_, n, replacement=True, generator=g) if n > 0 else torch.zeros(0, dtype=torch.long)
         mu = self.means_[comp]
         kappa = self.kappas_[comp]
         p = mu.shape[1]

@@ -120,3 +120,42 @@ def test_bad_input():
     m.fit(x)
     with pytest.raises(ValueError, match="3 coordinates"):
         m.log_prob(torch.tensor([[1.0, 0.0]]))
+
+
+def test_responsibilities_are_bayes_posterior():
+    model = _set(VonMisesFisherMixture(3, seed=2), [0.5, 0.3, 0.2], [[1, 0, 0], [0, 1, 0.2], [-0.5, -0.5, -1]], [40.0, 15.0, 80.0])
+    x = model.sample(50, generator=torch.Generator().manual_seed(4))
+    r = model.responsibilities(x)
+    assert r.shape == (50, 3) and r.dtype == torch.float64
+    torch.testing.assert_close(r.sum(1), torch.ones(50, dtype=torch.float64))
+    # r_k = α_k vMF_k(x) / p(x), each term evaluated through a one-component model
+    for k in range(3):
+        one = _set(VonMisesFisherMixture(1), [1.0], [model.means_[k].tolist()], [float(model.kappas_[k])])
+        expect = torch.exp(torch.log(model.weights_[k]) + one.log_prob(x) - model.log_prob(x))
+        torch.testing.assert_close(r[:, k], expect)
+
+
+def test_sample_given_components_and_the_responsibility_coupling():
+    model = _set(VonMisesFisherMixture(2, seed=0), [0.7, 0.3], [[0, 0, 1], [0, 0, -1]], [60.0, 60.0])
+    comp = torch.tensor([0] * 500 + [1] * 300)
+    x = model.sample(800, generator=torch.Generator().manual_seed(1), components=comp)
+    assert bool((x[:500, 2] > 0.5).all()) and bool((x[500:, 2] < -0.5).all())
+    # coupling x1 ~ data, k ~ r(x1), x0 ~ vMF_k: at an EM fixed point (α_k = mean_i r_ik) the
+    # x0-marginal is the fitted mixture itself — the base a data-dependent flow starts from
+    true = _set(VonMisesFisherMixture(3), [0.5, 0.3, 0.2], [[1, 0, 0], [0, 1, 0.2], [-0.5, -0.5, -1]], [40.0, 15.0, 8.0])
+    data = true.sample(4000, generator=torch.Generator().manual_seed(2))
+    fit = VonMisesFisherMixture(3, seed=0, tol=1e-13, max_iter=5000).fit(data)
+    r = fit.responsibilities(data)
+    torch.testing.assert_close(r.mean(0), fit.weights_, atol=1e-6, rtol=0)
+    g = torch.Generator().manual_seed(3)
+    k = torch.multinomial(r, 1, generator=g).squeeze(1)
+    x0 = fit.sample(data.shape[0], generator=g, components=k)
+    # compare the x0-sample with a plain mixture sample through the mean of z and of z²
+    ref = fit.sample(200_000, generator=torch.Generator().manual_seed(5))
+    for f in (lambda z: z[:, 0], lambda z: z[:, 1], lambda z: z[:, 2] ** 2):
+        se = float(f(ref).std()) / math.sqrt(x0.shape[0])
+        assert abs(float(f(x0).mean()) - float(f(ref).mean())) < 5 * se
+    with pytest.raises(ValueError, match="components"):
+        fit.sample(3, components=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="components"):
+        fit.sample(2, components=torch.tensor([0, 4]))
