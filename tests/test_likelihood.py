@@ -69,6 +69,22 @@ def test_rotation_flow_on_sphere_is_volume_preserving():
     assert torch.allclose(x0, x @ R.T, atol=1e-8)
 
 
+def test_rotation_flow_from_a_vmf_mixture_base_is_the_rotated_mixture():
+    """A non-uniform base (``base_log_prob``: a fitted vMF mixture, as ``bench_earth``'s
+    ``rfm_vmf``): the divergence-free rotation gives log p_1(x) = log p_0(R⁻¹ x) exactly."""
+    from manifold_rl.baselines import VonMisesFisherMixture
+
+    S = Sphere(2)
+    data = torch.nn.functional.normalize(torch.randn(400, 3, dtype=F64, generator=_gen(1)) + torch.tensor([0.0, 2.0, 0.5], dtype=F64), dim=-1)
+    vmf = VonMisesFisherMixture(3, seed=0).fit(data)
+    x = S.random(16, 3, dtype=F64, generator=_gen(2))
+    lp, x0 = log_likelihood(S, _rotation, x, atol=1e-10, rtol=1e-10, base_log_prob=vmf.log_prob)
+    c, s = math.cos(-1.0), math.sin(-1.0)
+    R = torch.tensor([[c, -s, 0], [s, c, 0], [0, 0, 1]], dtype=F64)
+    torch.testing.assert_close(lp, vmf.log_prob(x @ R.T), atol=1e-7, rtol=0)
+    assert float((lp - vmf.log_prob(x)).abs().max()) > 0.1  # the base is not rotation invariant: the check has teeth
+
+
 def test_height_gradient_divergence_and_likelihood_closed_form():
     """v = proju(x, e_z) = ∇z: div = Δz = −2z; z_t = tanh(t + atanh z_0), so
     log p_1(x) = −log 4π + 2 log(cosh a / cosh(a − 1)), a = atanh z_1."""
