@@ -38,9 +38,9 @@ Budgets:
   GPU it prints the projected training time from the measured step time before starting.
 * ``--width``, ``--depth``, ``--batch``, ``--lr``, ``--fourier`` (random Fourier features of ``x``
   in the MLP input), ``--fourier-scale``, ``--schedule cosine`` (learning rate decayed to 0 over
-  the budget: CPU time for the quick one, iterations for the paper one) override the chosen budget's settings; the results are
-  stored and tabled under the label ``<budget>[k=v,...]`` (e.g. ``quick[lr=0.002]``), so variants
-  compared on the validation NLL never mix.
+  the budget: CPU time for the quick one, iterations for the paper one) override the chosen
+  budget's settings; the results are stored and tabled under the label ``<budget>[k=v,...]``
+  (e.g. ``quick[lr=0.002]``), so variants compared on the validation NLL never mix.
 
 Results are appended to ``--out`` (JSON lines, one per finished (dataset, seed, method)); a rerun
 skips the finished ones (resume). A table of mean ± std beside the published rows (data README)
