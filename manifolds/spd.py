@@ -976,7 +976,8 @@ class BuresWassersteinMetric(SPDMetric):
     Incomplete, curvature ≥ 0.
 
     * ``dist(x, y)² = tr x + tr y − 2 tr((x^{½} y x^{½})^{½}) = tr x + tr y − 2 Σ √λ_i(Lᵀ y L)``
-      (``x = L Lᵀ``; eigenvalues only, clamped at 0)
+      (``x = L Lᵀ``; eigenvalues only, clamped at 0). The trace terms cancel at ``y ≈ x``:
+      ``dist(x, x)`` is ``√(ε · tr x · κ(x))`` (≈ 1e-7 in float64, host-dependent), not 0.
     * ``logmap(x, y) = (x y)^{½} + (y x)^{½} − 2x``, ``(x y)^{½} = L (Lᵀ y L)^{½} L⁻¹``
     * ``expmap(x, u) = x + u + L_x(u) x L_x(u)``
     * ``egrad2rgrad(x, g) = 2 (x sym(g) + sym(g) x)`` (then ``L_x(G) = 2 sym(g)``)
@@ -1021,6 +1022,8 @@ class BuresWassersteinMetric(SPDMetric):
         return 0.5 * _frob(sym_lyapunov(x, u), u if v is None else v)
 
     def _dist(self, x, y):
+        # d² = tr x + tr y − 2 tr (cᵀ y c)^½ (x = c cᵀ): at y ≈ x the terms cancel, so d(x, x) is
+        # √(rounding) ≈ √(ε · tr x · κ(x)) (≈ 1e-7 in float64), not 0 — a known accuracy limit
         c = _chol(x)
         lam = torch.linalg.eigvalsh(sym(c.mT @ y @ c))
         tr = _diag(x).sum(-1) + _diag(y).sum(-1) - 2.0 * torch.sqrt(torch.clamp(lam, min=0.0)).sum(-1)

@@ -185,7 +185,11 @@ def test_exp_log_dist_egrad(name):
     d = M.dist(x, y)
     torch.testing.assert_close(d, M.dist(y, x), atol=1e-10, rtol=1e-10)
     torch.testing.assert_close(M.norm(x, u), d, atol=1e-10, rtol=1e-10)
-    torch.testing.assert_close(M.dist(x, x), torch.zeros(2, dtype=F64), atol=1e-7, rtol=0)
+    # Bures–Wasserstein family: d² = tr x + tr y − 2 tr (x^½ y x^½)^½ cancels at y = x, so d(x, x)
+    # is √(rounding of d²) ≈ √(ε · tr x · κ) — 1.03e-7 was measured for gbwm_t0.5 on an AMD EPYC
+    # host (below 1e-7 on Intel): an accuracy limit of the trace formula, stated in its docstring
+    tol = 1e-6 if name.startswith(("bwm", "gbwm")) else 1e-7
+    torch.testing.assert_close(M.dist(x, x), torch.zeros(2, dtype=F64), atol=tol, rtol=0)
     mid = M.geodesic(x, y, 0.5)
     torch.testing.assert_close(M.dist(x, mid), 0.5 * d, atol=1e-9, rtol=1e-9)
     # inner(x, egrad2rgrad(x, g), v) == <g, v>_F for all symmetric v (g not symmetric)
