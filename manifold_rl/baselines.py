@@ -247,13 +247,17 @@ class VonMisesFisherMixture:
         return torch.logsumexp(self._log_joint(x, self.weights_, self.means_, self.kappas_), dim=1).to(dev)
 
     def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Posterior component probabilities ``r_ik = p(k | x_i)`` (the E-step).
+        """Posterior component probabilities ``r_ik = p(k | x_i)`` (the E-step of Banerjee et al.,
+        JMLR 2005, §4: ``r_ik ∝ α_k C_p(κ_k) exp(κ_k μ_kᵀ x_i)``).
 
         Args:
             x: ``(N, p)`` unit vectors.
 
         Returns:
             ``(N, K)`` float64 rows summing to 1 (on the CPU).
+
+        Raises:
+            ValueError: before :meth:`fit`, or ``x`` not ``(N, p)`` finite unit vectors.
         """
         self._fitted()
         x = self._check_x(x, self.means_.shape[1]).cpu()

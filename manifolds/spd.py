@@ -1022,8 +1022,7 @@ class BuresWassersteinMetric(SPDMetric):
         return 0.5 * _frob(sym_lyapunov(x, u), u if v is None else v)
 
     def _dist(self, x, y):
-        # d² = tr x + tr y − 2 tr (cᵀ y c)^½ (x = c cᵀ): at y ≈ x the terms cancel, so d(x, x) is
-        # √(rounding) ≈ √(ε · tr x · κ(x)) (≈ 1e-7 in float64), not 0 — a known accuracy limit
+        # accuracy at y ≈ x: see the class docstring (trace cancellation)
         c = _chol(x)
         lam = torch.linalg.eigvalsh(sym(c.mT @ y @ c))
         tr = _diag(x).sum(-1) + _diag(y).sum(-1) - 2.0 * torch.sqrt(torch.clamp(lam, min=0.0)).sum(-1)

@@ -150,7 +150,7 @@ def test_sample_given_components_and_the_responsibility_coupling():
     g = torch.Generator().manual_seed(3)
     k = torch.multinomial(r, 1, generator=g).squeeze(1)
     x0 = fit.sample(data.shape[0], generator=g, components=k)
-    # compare the x0-sample with a plain mixture sample through the mean of z and of z²
+    # compare the x0-sample with a plain mixture sample through the means of x, y and z²
     ref = fit.sample(200_000, generator=torch.Generator().manual_seed(5))
     for f in (lambda z: z[:, 0], lambda z: z[:, 1], lambda z: z[:, 2] ** 2):
         se = float(f(ref).std()) / math.sqrt(x0.shape[0])
