@@ -38,7 +38,8 @@ Budgets:
   GPU it prints the projected training time from the measured step time before starting.
 * ``--width``, ``--depth``, ``--batch``, ``--lr``, ``--fourier`` (random Fourier features of ``x``
   in the MLP input), ``--fourier-scale``, ``--schedule cosine`` (learning rate decayed to 0 over
-  the budget: CPU time for the quick one, iterations for the paper one) override the chosen
+  the budget: CPU time for the quick one, iterations for the paper one), ``--time-sampling
+  log_uniform`` (RSGM's training times; the likelihood weighting) override the chosen
   budget's settings; the results are stored and tabled under the label ``<budget>[k=v,...]``
   (e.g. ``quick[lr=0.002]``), so variants compared on the validation NLL never mix.
 
@@ -97,8 +98,8 @@ PUBLISHED = {
 PUBLISHED_SO3 = {16: (0.89, 0.03), 32: (0.20, 0.03), 64: (-0.49, 0.02)}
 
 BUDGETS = {
-    "quick": dict(width=256, depth=4, batch=512, lr=5e-4, max_iters=10**9, val_every=None, fourier=0, fourier_scale=1.0, schedule="constant"),
-    "paper": dict(width=512, depth=5, batch=512, lr=2e-4, max_iters=600_000, val_every=5000, fourier=0, fourier_scale=1.0, schedule="constant"),
+    "quick": dict(width=256, depth=4, batch=512, lr=5e-4, max_iters=10**9, val_every=None, fourier=0, fourier_scale=1.0, schedule="constant", time_sampling="uniform"),
+    "paper": dict(width=512, depth=5, batch=512, lr=2e-4, max_iters=600_000, val_every=5000, fourier=0, fourier_scale=1.0, schedule="constant", time_sampling="uniform"),
 }
 
 
@@ -234,7 +235,7 @@ def train_generative(method, manifold, sample_train, val_x, cfg, budget_seconds,
     else:
         BrownianSDE, dsm_loss, _ = _diffusion()
         model = ScoreNet(manifold, ev, cfg["width"], cfg["depth"], **mlp).to(device)
-        sde = BrownianSDE(manifold, T=5.0, t_min=1e-3)
+        sde = BrownianSDE(manifold, T=5.0, t_min=1e-3, time_sampling=cfg["time_sampling"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
     if cfg["schedule"] not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {cfg['schedule']!r}")
@@ -499,6 +500,8 @@ def main(argv=None):
     p.add_argument("--fourier-scale", type=float, default=None, help="standard deviation of the Fourier frequencies (default 1)")
     p.add_argument("--schedule", choices=["constant", "cosine"], default=None,
                    help="learning rate: constant (default) or cosine decay to 0 over the budget (CPU time of the quick budget, iterations of the paper one)")
+    p.add_argument("--time-sampling", choices=["uniform", "log_uniform"], default=None,
+                   help="rsgm: training times uniform on [t_min, T] (default) or log-uniform (with the σ²-weighted DSM loss: the likelihood weighting, see BrownianSDE)")
     p.add_argument("--vmf-components", nargs="+", type=int, default=[10, 20, 40, 80, 160, 320, 640])
     p.add_argument("--data", default=None, help="folder of the earth CSVs (default: see manifold_rl.data.earth)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -530,8 +533,9 @@ def main(argv=None):
     over = {k: getattr(args, k) for k in ("width", "depth", "batch", "lr", "fourier", "fourier_scale") if getattr(args, k) is not None}
     if any(v <= 0 for v in over.values()):
         p.error(f"--width/--depth/--batch/--lr/--fourier/--fourier-scale must be positive, got {over}")
-    if args.schedule is not None:
-        over["schedule"] = args.schedule
+    for k in ("schedule", "time_sampling"):
+        if getattr(args, k) is not None:
+            over[k] = getattr(args, k)
     BUDGETS[args.budget].update(over)
     args.budget_label = args.budget + ("[" + ",".join(f"{k}={v:g}" if not isinstance(v, str) else f"{k}={v}" for k, v in over.items()) + "]" if over else "")
     if args.euler_steps < 1:

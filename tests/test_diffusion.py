@@ -140,6 +140,29 @@ def test_sampler_errors():
         BrownianSDE(SPD(2)).prior_sample(3, 2, 2)
 
 
+@pytest.mark.parametrize("scheme", ["uniform", "log_uniform"])
+def test_sample_times_distribution_and_likelihood_weighting(scheme):
+    from scipy import stats
+
+    T, t_min = 5.0, 1e-3
+    sde = BrownianSDE(Sphere(2), T=T, t_min=t_min, time_sampling=scheme)
+    t = sde.sample_times(20_000, dtype=D, generator=torch.Generator().manual_seed(0))
+    assert t.dtype == D and float(t.min()) >= t_min and float(t.max()) <= T
+    ref = stats.uniform(t_min, T - t_min) if scheme == "uniform" else stats.loguniform(t_min, T)
+    assert stats.kstest(t.numpy(), ref.cdf).pvalue > 1e-3
+    # E[t · f(t)] for the σ²-weighted DSM loss: log-uniform times give ∫ f dt / log(T / t_min)
+    # (the likelihood weighting, Song et al. 2021), uniform ones ∫ t f dt / (T − t_min)
+    f = lambda s: torch.exp(-s)  # noqa: E731
+    est = float((t * f(t)).mean())
+    if scheme == "log_uniform":
+        exact = (math.exp(-t_min) - math.exp(-T)) / math.log(T / t_min)
+    else:
+        exact = ((1 + t_min) * math.exp(-t_min) - (1 + T) * math.exp(-T)) / (T - t_min)
+    assert abs(est - exact) < 0.03 * exact
+    with pytest.raises(ValueError, match="time_sampling"):
+        BrownianSDE(Sphere(2), time_sampling="beta")
+
+
 # ---------------------------------------------------------------------- losses
 def test_dsm_loss_is_zero_at_the_conditional_score_and_positive_elsewhere():
     for name, (M, ref) in CASES.items():

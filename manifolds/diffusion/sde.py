@@ -33,7 +33,15 @@ class BrownianSDE:
         sampler: how :meth:`marginal_sample` draws ``x_t | x₀``: ``"auto"`` (exact heat-kernel
             sampling on Sⁿ, SO(3), Tᵈ, ℝⁿ; geodesic random walk elsewhere), ``"exact"`` or ``"grw"``.
         n_grw_steps: steps of the geodesic random walk.
-        time_sampling: ``"uniform"`` on ``[t_min, T]`` or ``"log_uniform"`` (more weight at small t).
+        time_sampling: ``"uniform"`` on ``[t_min, T]`` or ``"log_uniform"`` (density ``∝ 1/t``:
+            more weight at small t). With the ``σ² = t`` weighted loss of
+            :func:`~manifolds.diffusion.dsm_loss`, log-uniform times make the expected loss
+            ``∫ E|s_θ − ∇ log p_t|² dt / log(T/t_min)`` (+ a constant): the likelihood
+            weighting ``g(t)² = 1`` of the diffusion's ELBO (Song, Durkan, Murray & Ermon, "Maximum Likelihood
+            Training of Score-Based Diffusion Models", NeurIPS 2021, Thm 1 and §4's importance
+            sampling; on manifolds Huang et al., "Riemannian Diffusion Models", NeurIPS 2022),
+            estimated with importance sampling ``∝ 1/t``; uniform times weight the error by
+            ``t`` instead (RSGM's ``λ(t) = σ²`` choice).
 
     Raises:
         ValueError: ``0 < t_min < T`` violated, unknown options.
