@@ -37,12 +37,11 @@ class BrownianSDE:
             more weight at small t). With the ``σ² = t`` weighted loss of
             :func:`~manifolds.diffusion.dsm_loss`, log-uniform times make the expected loss
             ``∫ E|s_θ − ∇ log p_t|² dt / log(T/t_min)`` (+ a constant): the likelihood
-            weighting ``g(t)² = 1`` of the diffusion's ELBO (Song, Durkan, Murray & Ermon,
-            "Maximum Likelihood Training of Score-Based Diffusion Models", NeurIPS 2021, Thm 1
-            and §4's importance sampling; on manifolds Huang et al., "Riemannian Diffusion
-            Models", NeurIPS 2022),
-            estimated with importance sampling ``∝ 1/t``; uniform times weight the error by
-            ``t`` instead (RSGM's ``λ(t) = σ²`` choice).
+            weighting ``g(t)² = 1`` of the diffusion's ELBO, estimated with importance sampling
+            ``∝ 1/t`` (Song, Durkan, Murray & Ermon, "Maximum Likelihood Training of
+            Score-Based Diffusion Models", NeurIPS 2021, Thm 1 and §4; on manifolds Huang et
+            al., "Riemannian Diffusion Models", NeurIPS 2022). Uniform times weight the error
+            by ``t`` instead (RSGM's ``λ(t) = σ²`` choice).
 
     Raises:
         ValueError: ``0 < t_min < T`` violated, unknown options.
